@@ -1,0 +1,91 @@
+# One entry point for humans. `make help` lists every target.
+# Tests, DAG tasks and these targets call the same Python functions.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+UV := $(VENV)/bin/uv
+
+# Airflow runs from a project-local home on SQLite, without the example DAGs.
+export AIRFLOW_HOME ?= $(CURDIR)/.airflow
+export AIRFLOW__CORE__DAGS_FOLDER ?= $(CURDIR)/dags
+export AIRFLOW__CORE__LOAD_EXAMPLES ?= False
+export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
+
+.PHONY: help
+help: ## List every target with a one-line description
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
+		awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
+
+$(VENV)/bin/activate:
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check uv==0.13.9
+
+$(VENV)/.runtime: $(VENV)/bin/activate requirements.txt constraints.txt pyproject.toml
+	$(UV) pip install --python $(PY) --quiet -r requirements.txt -c constraints.txt
+	$(UV) pip install --python $(PY) --quiet --no-deps -e .
+	@touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
+	$(UV) pip install --python $(PY) --quiet -r requirements-dev.txt -c constraints.txt
+	@touch $@
+
+.PHONY: install
+install: $(VENV)/.runtime ## Create .venv and install the pinned runtime
+
+.PHONY: install-dev
+install-dev: $(VENV)/.dev ## Install the runtime plus test and lint tools
+
+.PHONY: run
+run: install ## Generate the sample sources (if missing) and run the whole pipeline on them
+	$(PY) -m pipeline run
+
+.PHONY: sample
+sample: install ## (Re)generate the sample sources under data/sample
+	$(PY) -m sample_data.generate
+
+.PHONY: ingest
+ingest: install ## Run the three ingestion DAGs once over the sample period
+	$(PY) -m pipeline run --only ingest
+
+.PHONY: settings
+settings: install ## Print the effective settings (passwords masked)
+	$(PY) -m pipeline settings
+
+.PHONY: lint
+lint: install-dev ## ruff on Python, SQLFluff on the dbt SQL
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+.PHONY: format
+format: install-dev ## Apply ruff's fixes and formatting
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+.PHONY: postgres
+postgres: ## Install (Debian packages) and start the local PostgreSQL used by the tests
+	scripts/postgres.sh start
+
+.PHONY: postgres-stop
+postgres-stop: ## Stop the local PostgreSQL
+	scripts/postgres.sh stop
+
+.PHONY: test
+test: install-dev lint ## Lint, start PostgreSQL, and run the whole test suite
+	CX_TEST_POSTGRES_URL=$$(scripts/postgres.sh start) $(PY) -m pytest
+
+.PHONY: lock
+lock: $(VENV)/bin/activate ## Re-pin every transitive package into constraints.txt
+	$(UV) pip compile requirements-dev.txt --python-version 3.11 \
+		--python-platform x86_64-manylinux_2_28 --no-header -o constraints.txt
+
+.PHONY: clean
+clean: ## Remove generated data, Airflow home and caches (keeps .venv)
+	rm -rf data .airflow dbt_project/target dbt_project/logs .pytest_cache .ruff_cache
+
+.PHONY: distclean
+distclean: clean ## Also remove the virtual environment
+	rm -rf $(VENV)

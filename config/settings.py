@@ -1,0 +1,201 @@
+"""Configuration flows one way: environment variables -> ``Settings`` -> function arguments.
+
+Every field has a local default so ``make run`` works with no configuration at all. Each
+environment variable is named in ``ENV_VARS`` and documented in the README; a bad value raises
+``SettingsError`` naming the variable.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from datetime import date
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+SOURCES = ("loyalty", "surveys", "calls")
+
+
+class SettingsError(ValueError):
+    """A configuration value is missing or malformed; the message names the variable."""
+
+
+def _env(env: dict[str, str], name: str) -> str | None:
+    value = env.get(name)
+    if value is None or value.strip() == "":
+        return None
+    return value.strip()
+
+
+def _path(env, name, default: Path) -> Path:
+    raw = _env(env, name)
+    return Path(raw).expanduser().resolve() if raw else default
+
+
+def _int(env, name, default: int, minimum: int | None = None) -> int:
+    raw = _env(env, name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a whole number") from None
+    if minimum is not None and value < minimum:
+        raise SettingsError(f"{name}={value} must be at least {minimum}")
+    return value
+
+
+def _float(env, name, default: float, low: float, high: float) -> float:
+    raw = _env(env, name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name}={value} must be between {low} and {high}")
+    return value
+
+
+def _date(env, name, default: date) -> date:
+    raw = _env(env, name)
+    if raw is None:
+        return default
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a date in YYYY-MM-DD form") from None
+
+
+def _choice(env, name, default: str, choices: tuple[str, ...]) -> str:
+    raw = _env(env, name)
+    if raw is None:
+        return default
+    if raw not in choices:
+        raise SettingsError(f"{name}={raw!r} must be one of: {', '.join(choices)}")
+    return raw
+
+
+def _sources(env, name) -> tuple[str, ...]:
+    raw = _env(env, name)
+    if raw is None:
+        return SOURCES
+    chosen = tuple(part.strip() for part in raw.split(",") if part.strip())
+    unknown = [source for source in chosen if source not in SOURCES]
+    if unknown:
+        raise SettingsError(f"{name} names unknown sources {unknown}; known: {', '.join(SOURCES)}")
+    return chosen
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where everything lives and how big the sample is. Built by ``load_settings()``."""
+
+    data_dir: Path
+    # Sources (the interface with the outside world; see the README's source contract).
+    loyalty_url: str
+    survey_root: str
+    calls_root: str
+    enabled_sources: tuple[str, ...]
+    # The lake and the warehouse.
+    lake_dir: Path
+    warehouse_target: str
+    duckdb_path: Path
+    # Ingestion behaviour.
+    bad_row_threshold: float
+    late_lookback_days: int
+    # Tracking.
+    mlflow_tracking_uri: str
+    # Sample data (only used by the generator and `make run`).
+    sample_dir: Path
+    sample_members: int
+    sample_seed: int
+    sample_start: date
+    sample_end: date
+    extra: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.lake_dir / "quarantine"
+
+    @property
+    def raw_dir(self) -> Path:
+        return self.lake_dir / "raw"
+
+    def describe(self) -> dict[str, str]:
+        """Settings as printable strings, with any password in a URL masked."""
+        out = {}
+        for f in fields(self):
+            if f.name == "extra":
+                continue
+            value = getattr(self, f.name)
+            text = ",".join(value) if isinstance(value, tuple) else str(value)
+            out[f.name] = mask_url(text)
+        return out
+
+
+def mask_url(text: str) -> str:
+    """Hide the password of a URL such as ``postgresql://user:secret@host/db``."""
+    if "://" not in text or "@" not in text:
+        return text
+    scheme, rest = text.split("://", 1)
+    credentials, host = rest.rsplit("@", 1)
+    if ":" in credentials:
+        credentials = credentials.split(":", 1)[0] + ":***"
+    return f"{scheme}://{credentials}@{host}"
+
+
+# The documented environment variables, in README order.
+ENV_VARS = {
+    "CX_DATA_DIR": "root of all local state (sample sources, lake, warehouse, MLflow); default ./data",
+    "CX_LOYALTY_URL": "SQLAlchemy URL of the loyalty database; default the sample SQLite file",
+    "CX_SURVEY_ROOT": "fsspec URL of the survey export root (<root>/<YYYY-MM-DD>/*.jsonl)",
+    "CX_CALLS_ROOT": "fsspec URL of the call-center export root (<root>/<YYYY-MM-DD>/*.csv)",
+    "CX_SOURCES": "comma-separated subset of loyalty,surveys,calls to ingest; default all three",
+    "CX_LAKE_DIR": "raw lake and quarantine folder; default $CX_DATA_DIR/lake",
+    "CX_WAREHOUSE_TARGET": "duckdb (default) or postgres",
+    "CX_DUCKDB_PATH": "DuckDB warehouse file; default $CX_DATA_DIR/warehouse/cx.duckdb",
+    "CX_BAD_ROW_THRESHOLD": "share of bad rows (0-1) above which a landing fails; default 0.05",
+    "CX_LATE_LOOKBACK_DAYS": "days re-read for late rows when a table has no recorded-at watermark; default 3",
+    "CX_MLFLOW_TRACKING_URI": "MLflow tracking URI; default a SQLite store under $CX_DATA_DIR/mlflow",
+    "CX_SAMPLE_DIR": "where the sample generator writes; default $CX_DATA_DIR/sample",
+    "CX_SAMPLE_MEMBERS": "number of sample members; default 5000",
+    "CX_SAMPLE_SEED": "sample generator seed; default 7",
+    "CX_SAMPLE_START": "first day of sample history; default 2024-07-01",
+    "CX_SAMPLE_END": "last day of sample history; default 2026-06-30",
+}
+
+
+def load_settings(env: dict[str, str] | None = None) -> Settings:
+    """Read the environment (or ``env``) into a ``Settings``; raise ``SettingsError`` on bad values."""
+    env = dict(os.environ if env is None else env)
+    data_dir = _path(env, "CX_DATA_DIR", REPO_ROOT / "data")
+    sample_dir = _path(env, "CX_SAMPLE_DIR", data_dir / "sample")
+    sample_start = _date(env, "CX_SAMPLE_START", date(2024, 7, 1))
+    sample_end = _date(env, "CX_SAMPLE_END", date(2026, 6, 30))
+    if sample_end <= sample_start:
+        raise SettingsError(
+            f"CX_SAMPLE_END={sample_end} must be after CX_SAMPLE_START={sample_start}"
+        )
+    lake_dir = _path(env, "CX_LAKE_DIR", data_dir / "lake")
+    return Settings(
+        data_dir=data_dir,
+        loyalty_url=_env(env, "CX_LOYALTY_URL") or f"sqlite:///{sample_dir / 'loyalty.db'}",
+        survey_root=_env(env, "CX_SURVEY_ROOT") or str(sample_dir / "surveys"),
+        calls_root=_env(env, "CX_CALLS_ROOT") or str(sample_dir / "calls"),
+        enabled_sources=_sources(env, "CX_SOURCES"),
+        lake_dir=lake_dir,
+        warehouse_target=_choice(env, "CX_WAREHOUSE_TARGET", "duckdb", ("duckdb", "postgres")),
+        duckdb_path=_path(env, "CX_DUCKDB_PATH", data_dir / "warehouse" / "cx.duckdb"),
+        bad_row_threshold=_float(env, "CX_BAD_ROW_THRESHOLD", 0.05, 0.0, 1.0),
+        late_lookback_days=_int(env, "CX_LATE_LOOKBACK_DAYS", 3, minimum=0),
+        mlflow_tracking_uri=_env(env, "CX_MLFLOW_TRACKING_URI")
+        or f"sqlite:///{data_dir / 'mlflow' / 'mlflow.db'}",
+        sample_dir=sample_dir,
+        sample_members=_int(env, "CX_SAMPLE_MEMBERS", 5000, minimum=10),
+        sample_seed=_int(env, "CX_SAMPLE_SEED", 7),
+        sample_start=sample_start,
+        sample_end=sample_end,
+    )

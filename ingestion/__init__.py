@@ -1,0 +1,1 @@
+"""Ingestion and data quality: sources in, validated raw Parquet and quarantine out."""

@@ -1,0 +1,206 @@
+"""Land one source table for one interval: extract, validate, publish.
+
+The three steps are separate functions so that the DAG shows them as separate tasks and a human
+or a test can call them the same way. ``extract`` writes to a staging folder only; ``validate``
+runs the Great Expectations suite on it; ``publish`` moves the files into the lake atomically.
+Until ``publish`` succeeds, the lake keeps its last good state.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+
+from config import Settings
+from ingestion import contract
+from ingestion.contract import Table
+from ingestion.errors import TooManyBadRowsError, ValidationFailedError
+from ingestion.lake import BEGINNING, Interval, Lake, publish_file, remove_file, write_json_atomic
+from ingestion.parse import split_rows
+from ingestion.readers import read_csv_exports, read_database_table, read_jsonl_exports
+
+log = logging.getLogger(__name__)
+
+GOOD, BAD, MANIFEST = "rows.parquet", "quarantine.parquet", "manifest.json"
+
+
+@dataclass(frozen=True)
+class Landing:
+    """A staged or published landing of one table for one interval."""
+
+    table: Table
+    interval: Interval
+    staging: Path
+
+    @property
+    def manifest(self) -> dict:
+        return json.loads((self.staging / MANIFEST).read_text())
+
+
+def resolve_interval(lake: Lake, table: Table, start: datetime, end: datetime, full_history: bool) -> Interval:
+    """The interval a run extracts: its own, or everything before ``end`` on a first load."""
+    if full_history or not lake.has_history_before(table, start):
+        return Interval(BEGINNING, end)
+    return Interval(start, end)
+
+
+def _connect() -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    con.execute("set TimeZone = 'UTC'")
+    # Extracts are read once, and in-memory work stays bounded; spill beyond this.
+    con.execute("set preserve_insertion_order = true")
+    return con
+
+
+def _copy_parquet(con: duckdb.DuckDBPyConnection, relation: str, path: Path) -> None:
+    con.execute(
+        f"copy (select * from {relation}) to '{path}' (format parquet, compression zstd)"
+    )
+
+
+def _reason_summary(con: duckdb.DuckDBPyConnection, bad: str) -> list[dict]:
+    rows = con.execute(
+        f"""
+        select regexp_replace(_reject_reason, ':.*$', '') as reason, count(*) as rows,
+            min(_source_file) as example_file, min(_source_row) as example_row
+        from {bad} group by 1 order by rows desc, reason limit 10
+        """
+    ).fetchall()
+    return [{"reason": r[0], "rows": r[1], "example_file": r[2], "example_row": r[3]} for r in rows]
+
+
+def extract(settings: Settings, table: Table, start: datetime, end: datetime, full_history: bool = False) -> Landing:
+    """Read the table's rows for the interval, split good from bad, and stage both.
+
+    Raises ``ContractError`` for a missing required column or an unreadable file, and
+    ``TooManyBadRowsError`` when the bad share passes ``settings.bad_row_threshold``.
+    """
+    lake = Lake(settings.lake_dir)
+    interval = resolve_interval(lake, table, start, end, full_history)
+    staging = lake.staging_dir() / table.source / table.name / interval.name
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+
+    con = _connect()
+    try:
+        watermark: tuple[str, ...] = ()
+        window = None
+        if table.source == "loyalty":
+            raw, watermark, low, high = read_database_table(
+                con, settings.loyalty_url, table, interval, settings.late_lookback_days
+            )
+            window = (low, high)
+        elif table.source == "surveys":
+            raw = read_jsonl_exports(con, settings.survey_root, table, interval)
+        else:
+            raw = read_csv_exports(con, settings.calls_root, table, interval)
+
+        good, bad = split_rows(con, table, raw, interval.start, interval.end, watermark, window)
+        landed = con.execute(f"select count(*) from {good}").fetchone()[0]
+        quarantined = con.execute(f"select count(*) from {bad}").fetchone()[0]
+        reasons = _reason_summary(con, bad)
+        _copy_parquet(con, good, staging / GOOD)
+        if quarantined:
+            _copy_parquet(con, bad, staging / BAD)
+    finally:
+        con.close()
+
+    total = landed + quarantined
+    share = quarantined / total if total else 0.0
+    manifest = {
+        "source": table.source,
+        "table": table.name,
+        "interval_start": interval.start.isoformat(),
+        "interval_end": interval.end.isoformat(),
+        "full_history": interval.is_full_history,
+        "watermark": list(watermark),
+        "window": [b.isoformat() for b in window] if window else None,
+        "source_files": raw.source_files,
+        "columns_missing": [c.name for c in table.columns if c.name not in raw.columns],
+        "extra_columns": list(raw.extra_columns),
+        "rows_landed": landed,
+        "rows_quarantined": quarantined,
+        "bad_share": round(share, 6),
+        "quarantine_reasons": reasons,
+    }
+    write_json_atomic(staging / MANIFEST, manifest)
+    log.info(
+        "%s: staged %d rows, quarantined %d (%.2f%%) for %s",
+        table.qualified_name, landed, quarantined, 100 * share, interval.name,
+    )
+    if share > settings.bad_row_threshold:
+        worst = reasons[0]
+        raise TooManyBadRowsError(
+            f"{table.qualified_name}: {quarantined} of {total} rows ({share:.1%}) are bad, above "
+            f"CX_BAD_ROW_THRESHOLD={settings.bad_row_threshold}; most common: '{worst['reason']}' "
+            f"({worst['rows']} rows, e.g. {worst['example_file']} row {worst['example_row']}). "
+            f"Bad rows are staged in {staging / BAD}; nothing was published."
+        )
+    return Landing(table, interval, staging)
+
+
+def validate(landing: Landing) -> dict:
+    """Run the boundary suite on the staged rows; raise ``ValidationFailedError`` if it fails."""
+    from ingestion.quality import validate_parquet
+
+    manifest = landing.manifest
+    delivered = any(f.get("bytes", 1) for f in manifest["source_files"])
+    expect_rows = landing.interval.is_full_history or delivered
+    summary = validate_parquet(landing.staging / GOOD, landing.table, expect_rows)
+    manifest["validation"] = summary.as_dict()
+    write_json_atomic(landing.staging / MANIFEST, manifest)
+    if not summary.success:
+        details = "; ".join(
+            f"{f['expectation']} on {f['column'] or 'table'} ({f['unexpected_count'] or f['observed_value']})"
+            for f in summary.failed
+        )
+        raise ValidationFailedError(
+            f"{landing.table.qualified_name} {landing.interval.name}: data-quality suite failed: {details}"
+        )
+    return summary.as_dict()
+
+
+def publish(settings: Settings, landing: Landing) -> dict:
+    """Move the staged files into the lake; rerunning an interval replaces its files."""
+    lake = Lake(settings.lake_dir)
+    manifest = landing.manifest
+    if "validation" not in manifest or not manifest["validation"]["success"]:
+        raise ValidationFailedError(
+            f"{landing.table.qualified_name} {landing.interval.name}: not validated; refusing to publish"
+        )
+    table, interval = landing.table, landing.interval
+    bad = landing.staging / BAD
+    if bad.exists():
+        publish_file(bad, lake.quarantine_path(table, interval))
+    else:
+        remove_file(lake.quarantine_path(table, interval))
+    publish_file(landing.staging / GOOD, lake.raw_path(table, interval))
+    # The manifest is written last: its presence means the partition is complete.
+    write_json_atomic(lake.manifest_path(table, interval), manifest)
+    shutil.rmtree(landing.staging, ignore_errors=True)
+    return manifest
+
+
+def land(settings: Settings, table: Table, start: datetime, end: datetime, full_history: bool = False) -> dict:
+    """All three steps in one call, for the CLI and tests."""
+    landing = extract(settings, table, start, end, full_history)
+    validate(landing)
+    return publish(settings, landing)
+
+
+def landing_from_path(staging: str) -> Landing:
+    """Rebuild a ``Landing`` from the staging path passed between Airflow tasks."""
+    path = Path(staging)
+    manifest = json.loads((path / MANIFEST).read_text())
+    table = contract.table(manifest["source"], manifest["table"])
+    interval = Interval(
+        datetime.fromisoformat(manifest["interval_start"]),
+        datetime.fromisoformat(manifest["interval_end"]),
+    )
+    return Landing(table, interval, path)

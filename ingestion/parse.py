@@ -1,0 +1,152 @@
+"""Cast a reader's text columns to the contract's types and split good rows from bad ones.
+
+All of it is one DuckDB statement per table: no Python row loops. A row goes to quarantine when a
+required value is missing, a value does not parse as its type, or a number is out of range; the
+reason names the column and the offending value.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import duckdb
+
+from ingestion.contract import (
+    BOOLEAN,
+    DUCKDB_TYPES,
+    INTEGER,
+    LINEAGE_COLUMNS,
+    TIMESTAMP,
+    Column,
+    Table,
+)
+from ingestion.readers import RawExtract, _literal, _quote
+
+_TRUE = ("true", "t", "yes", "y", "1")
+_FALSE = ("false", "f", "no", "n", "0")
+
+
+def _cast(column: Column, raw: str) -> str:
+    if column.type == BOOLEAN:
+        truthy = ", ".join(_literal(v) for v in _TRUE)
+        falsy = ", ".join(_literal(v) for v in _FALSE)
+        return (
+            f"case when lower({raw}) in ({truthy}) then true "
+            f"when lower({raw}) in ({falsy}) then false end"
+        )
+    if column.type == INTEGER:
+        # Exports write whole numbers as "3" or "3.0"; anything with a fraction is not whole.
+        return (
+            f"coalesce(try_cast({raw} as BIGINT), case when try_cast({raw} as DOUBLE) "
+            f"= floor(try_cast({raw} as DOUBLE)) then try_cast({raw} as DOUBLE)::BIGINT end)"
+        )
+    if column.type == TIMESTAMP:
+        # A timestamp without an offset is UTC (the session time zone is UTC).
+        return f"try_cast({raw} as TIMESTAMPTZ)"
+    return f"try_cast({raw} as {DUCKDB_TYPES[column.type]})"
+
+
+def _problem(column: Column, raw: str, typed: str) -> str:
+    """SQL giving this column's reason for rejecting the row, or NULL."""
+    checks = []
+    if column.required:
+        checks.append(f"when {raw} is null then 'missing required {column.name}'")
+    checks.append(
+        f"when {raw} is not null and {typed} is null then "
+        f"'{column.name} is not a valid {column.type}: ' || left({raw}, 60)"
+    )
+    if column.min_value is not None:
+        checks.append(
+            f"when {typed} < {column.min_value} then "
+            f"'{column.name} ' || {typed}::VARCHAR || ' is below {column.min_value:g}'"
+        )
+    if column.max_value is not None:
+        checks.append(
+            f"when {typed} > {column.max_value} then "
+            f"'{column.name} ' || {typed}::VARCHAR || ' is above {column.max_value:g}'"
+        )
+    return "case " + " ".join(checks) + " end"
+
+
+def split_rows(
+    con: duckdb.DuckDBPyConnection,
+    table: Table,
+    extract: RawExtract,
+    interval_start: datetime,
+    interval_end: datetime,
+    watermark: tuple[str, ...] = (),
+    window: tuple[datetime, datetime] | None = None,
+) -> tuple[str, str]:
+    """Create DuckDB tables ``good_<table>`` (typed, contract order) and ``bad_<table>``.
+
+    ``watermark`` and ``window`` keep only rows whose coalesced watermark falls in the window
+    (the database reader over-fetches by a day on each side).
+    """
+    raw = extract.relation
+    typed_columns = []
+    problems = []
+    for column in table.columns:
+        if column.name in extract.columns:
+            source = _quote(column.name)
+            typed = _cast(column, source)
+            problems.append(_problem(column, source, typed))
+        else:
+            typed = f"NULL::{DUCKDB_TYPES[column.type]}"
+        typed_columns.append(f"{typed} as {_quote(column.name)}")
+
+    reason = "concat_ws('; ', " + ", ".join(problems) + ")" if problems else "''"
+    has_line = "_line" in {r[0] for r in con.execute(f"select column_name from (describe {raw})").fetchall()}
+    if has_line:
+        reason = f"case when _line is not null then 'unparseable line' else {reason} end"
+
+    start, end = (_literal(b.isoformat()) + "::TIMESTAMPTZ" for b in (interval_start, interval_end))
+    lineage = [
+        "_extra_fields",
+        "_source_file",
+        "_source_row",
+        f"{start} as _interval_start",
+        f"{end} as _interval_end",
+    ]
+    con.execute(
+        f"""
+        create or replace temp table _checked as
+        select {", ".join(typed_columns)}, {", ".join(lineage)},
+            nullif({reason}, '') as _reject_reason,
+            {"_line" if has_line else "NULL::VARCHAR as _line"},
+            {", ".join(f"{_quote(c)} as {_quote('_raw_' + c)}" for c in extract.columns)}
+        from {raw}
+        """
+    )
+    keep = "true"
+    if watermark and window:
+        low, high = (_literal(b.isoformat()) + "::TIMESTAMPTZ" for b in window)
+        mark = "coalesce(" + ", ".join(_quote(c) for c in watermark) + ")"
+        # Rows outside the window belong to another interval; unparseable ones stay to be
+        # quarantined here, since no window can claim them.
+        keep = f"(_reject_reason is not null or ({mark} >= {low} and {mark} < {high}))"
+
+    good, bad = f"good_{table.name}", f"bad_{table.name}"
+    contract_order = ", ".join(_quote(c.name) for c in table.columns)
+    lineage_order = ", ".join(name for name, _ in LINEAGE_COLUMNS)
+    con.execute(
+        f"""
+        create or replace temp table {good} as
+        select {contract_order}, {lineage_order} from _checked
+        where _reject_reason is null and {keep}
+        order by _source_file, _source_row
+        """
+    )
+    # Quarantined values keep their source names and text, exactly as delivered.
+    raw_order = ", ".join(f"{_quote('_raw_' + c)} as {_quote(c)}" for c in extract.columns)
+    con.execute(
+        f"""
+        create or replace temp table {bad} as
+        select _reject_reason, _source_file, _source_row, _line,
+            {raw_order + "," if raw_order else ""} _extra_fields, _interval_start, _interval_end
+        from _checked
+        where _reject_reason is not null and {keep}
+        order by _source_file, _source_row
+        """
+    )
+    con.execute("drop table _checked")
+    return good, bad
