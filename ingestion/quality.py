@@ -82,7 +82,10 @@ def validate_parquet(path: Path, table: Table, expect_rows: bool) -> ValidationS
         if column.personal:
             frame[column.name] = None
 
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
     context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
     source = context.data_sources.add_pandas(f"landing_{table.source}")
     asset = source.add_dataframe_asset(table.name)
     batch = asset.add_batch_definition_whole_dataframe("staged")

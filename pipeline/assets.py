@@ -1,0 +1,21 @@
+"""The Assets that chain the DAGs: each landed raw table, then the warehouse marts.
+
+Downstream DAGs are scheduled on these, so the warehouse runs when data lands, not by the clock.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import Asset
+
+from ingestion.contract import TABLES, Table
+
+
+def raw_asset(table: Table) -> Asset:
+    return Asset(
+        name=f"raw.{table.source}.{table.name}",
+        uri=f"lake://raw/{table.source}/{table.name}",
+        group="raw",
+    )
+
+
+RAW_ASSETS = {table.qualified_name: raw_asset(table) for table in TABLES}
