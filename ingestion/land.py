@@ -43,7 +43,9 @@ class Landing:
         return json.loads((self.staging / MANIFEST).read_text())
 
 
-def resolve_interval(lake: Lake, table: Table, start: datetime, end: datetime, full_history: bool) -> Interval:
+def resolve_interval(
+    lake: Lake, table: Table, start: datetime, end: datetime, full_history: bool
+) -> Interval:
     """The interval a run extracts: its own, or everything before ``end`` on a first load."""
     if full_history or not lake.has_history_before(table, start):
         return Interval(BEGINNING, end)
@@ -59,9 +61,7 @@ def _connect() -> duckdb.DuckDBPyConnection:
 
 
 def _copy_parquet(con: duckdb.DuckDBPyConnection, relation: str, path: Path) -> None:
-    con.execute(
-        f"copy (select * from {relation}) to '{path}' (format parquet, compression zstd)"
-    )
+    con.execute(f"copy (select * from {relation}) to '{path}' (format parquet, compression zstd)")
 
 
 def _reason_summary(con: duckdb.DuckDBPyConnection, bad: str) -> list[dict]:
@@ -75,7 +75,9 @@ def _reason_summary(con: duckdb.DuckDBPyConnection, bad: str) -> list[dict]:
     return [{"reason": r[0], "rows": r[1], "example_file": r[2], "example_row": r[3]} for r in rows]
 
 
-def extract(settings: Settings, table: Table, start: datetime, end: datetime, full_history: bool = False) -> Landing:
+def extract(
+    settings: Settings, table: Table, start: datetime, end: datetime, full_history: bool = False
+) -> Landing:
     """Read the table's rows for the interval, split good from bad, and stage both.
 
     Raises ``ContractError`` for a missing required column or an unreadable file, and
@@ -132,7 +134,11 @@ def extract(settings: Settings, table: Table, start: datetime, end: datetime, fu
     write_json_atomic(staging / MANIFEST, manifest)
     log.info(
         "%s: staged %d rows, quarantined %d (%.2f%%) for %s",
-        table.qualified_name, landed, quarantined, 100 * share, interval.name,
+        table.qualified_name,
+        landed,
+        quarantined,
+        100 * share,
+        interval.name,
     )
     if share > settings.bad_row_threshold:
         worst = reasons[0]
@@ -187,7 +193,9 @@ def publish(settings: Settings, landing: Landing) -> dict:
     return manifest
 
 
-def land(settings: Settings, table: Table, start: datetime, end: datetime, full_history: bool = False) -> dict:
+def land(
+    settings: Settings, table: Table, start: datetime, end: datetime, full_history: bool = False
+) -> dict:
     """All three steps in one call, for the CLI and tests."""
     landing = extract(settings, table, start, end, full_history)
     validate(landing)

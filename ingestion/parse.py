@@ -95,7 +95,9 @@ def split_rows(
         typed_columns.append(f"{typed} as {_quote(column.name)}")
 
     reason = "concat_ws('; ', " + ", ".join(problems) + ")" if problems else "''"
-    has_line = "_line" in {r[0] for r in con.execute(f"select column_name from (describe {raw})").fetchall()}
+    has_line = "_line" in {
+        r[0] for r in con.execute(f"select column_name from (describe {raw})").fetchall()
+    }
     if has_line:
         reason = f"case when _line is not null then 'unparseable line' else {reason} end"
 

@@ -112,7 +112,9 @@ def validate_parquet(path: Path, table: Table, expect_rows: bool) -> ValidationS
                 "observed_value": outcome.result.get("observed_value"),
             }
         )
-    return ValidationSummary(success=bool(result.success), evaluated=len(result.results), failed=failed)
+    return ValidationSummary(
+        success=bool(result.success), evaluated=len(result.results), failed=failed
+    )
 
 
 def _arrow_dtype(arrow_type):

@@ -201,7 +201,10 @@ def _fetch_text(
             finally:
                 engine.dispose()
             result = pa.table(
-                {c: pa.array([row[i] for row in rows], type=pa.string()) for i, c in enumerate(columns)}
+                {
+                    c: pa.array([row[i] for row in rows], type=pa.string())
+                    for i, c in enumerate(columns)
+                }
             )
     except Exception as error:  # driver errors have no common base class
         raise SourceUnavailableError(
@@ -233,7 +236,9 @@ def export_files(root: str, interval: Interval, suffix: str) -> list[str]:
             continue
         # The interval is half-open: a folder dated on the end day belongs to the next run,
         # unless the end is not midnight (then that day is partly inside).
-        if first <= folder_date < last or (folder_date == last and interval.end.time() != datetime.min.time()):
+        if first <= folder_date < last or (
+            folder_date == last and interval.end.time() != datetime.min.time()
+        ):
             files.extend(sorted(f for f in fs.ls(entry, detail=False) if f.endswith(suffix)))
     protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
     if protocol in ("file", "local"):
@@ -314,8 +319,7 @@ def read_jsonl_exports(
     )
     drop_known = "{" + ", ".join(f'"{n}": null' for n in direct + ["emotions"]) + "}"
     fields = [
-        f"json_extract_string(_object, {_literal('$.' + n)}) as {_quote(n)}"
-        for n in direct
+        f"json_extract_string(_object, {_literal('$.' + n)}) as {_quote(n)}" for n in direct
     ] + [
         f"json_extract_string(_object, {_literal('$.emotions.' + e)}) as {_quote('emotion_' + e)}"
         for e in EMOTIONS
@@ -339,7 +343,7 @@ def read_jsonl_exports(
             select _source_file from _lines
             group by _source_file
             having bool_or(_is_object) and not bool_or(
-                json_exists(_object, {_literal('$.' + name)}))
+                json_exists(_object, {_literal("$." + name)}))
             limit 1
             """
         ).fetchone()

@@ -43,14 +43,18 @@ def landing_group(table: Table):
 
             _enabled(table.source)
             landing = extract_table(
-                load_settings(), table, data_interval_start, data_interval_end,
+                load_settings(),
+                table,
+                data_interval_start,
+                data_interval_end,
                 full_history=bool(params and params.get("full_history")),
             )
             return str(landing.staging)
 
         @task(task_id="validate")
         def validate(staging: str) -> str:
-            from ingestion.land import landing_from_path, validate as validate_landing
+            from ingestion.land import landing_from_path
+            from ingestion.land import validate as validate_landing
 
             validate_landing(landing_from_path(staging))
             return staging
@@ -58,7 +62,8 @@ def landing_group(table: Table):
         @task(task_id="publish", outlets=[asset])
         def publish(staging: str, outlet_events=None) -> dict:
             from config import load_settings
-            from ingestion.land import landing_from_path, publish as publish_landing
+            from ingestion.land import landing_from_path
+            from ingestion.land import publish as publish_landing
 
             manifest = publish_landing(load_settings(), landing_from_path(staging))
             summary = {

@@ -34,7 +34,9 @@ def migrate_airflow_db() -> None:
         [str(airflow), "db", "migrate"], capture_output=True, text=True, check=False
     )
     if result.returncode != 0:
-        raise PipelineFailed(f"`airflow db migrate` failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
+        raise PipelineFailed(
+            f"`airflow db migrate` failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}"
+        )
 
 
 def load_dag(dag_id: str):
@@ -51,16 +53,28 @@ def load_dag(dag_id: str):
     return dag
 
 
-def run_dag(dag_id: str, logical_date: datetime, conf: dict | None = None) -> float:
-    """Run one DAG to completion in this process; raise if any task failed. Returns seconds."""
+def run_dag(
+    dag_id: str, logical_date: datetime, conf: dict | None = None, retries: int = 0
+) -> float:
+    """Run one DAG to completion in this process; raise if any task failed. Returns seconds.
+
+    A run in the foreground fails fast (``retries=0``): waiting out the scheduler's retry delays
+    would only hide the error. The scheduler keeps the DAGs' own retries.
+    """
     dag = load_dag(dag_id)
+    for task in dag.tasks:
+        task.retries = retries
     started = time.perf_counter()
     dag_run = dag.test(logical_date=logical_date, run_conf=conf or {})
     seconds = time.perf_counter() - started
     state = str(getattr(dag_run, "state", "")).lower()
     if not state.endswith("success"):
-        failed = [ti.task_id for ti in dag_run.get_task_instances() if str(ti.state).endswith("failed")]
-        raise PipelineFailed(f"DAG {dag_id} ended {state} (failed tasks: {failed}); see its log above")
+        failed = [
+            ti.task_id for ti in dag_run.get_task_instances() if str(ti.state).endswith("failed")
+        ]
+        raise PipelineFailed(
+            f"DAG {dag_id} ended {state} (failed tasks: {failed}); see its log above"
+        )
     return seconds
 
 
@@ -113,7 +127,11 @@ def ensure_sample(settings: Settings) -> bool:
         "end": settings.sample_end.isoformat(),
     }
     marker = settings.sample_dir.parent / f"{settings.sample_dir.name}.params.json"
-    if settings.sample_dir.is_dir() and marker.exists() and json.loads(marker.read_text()) == params:
+    if (
+        settings.sample_dir.is_dir()
+        and marker.exists()
+        and json.loads(marker.read_text()) == params
+    ):
         return False
     from sample_data.generate import generate
 
@@ -140,7 +158,9 @@ def run(settings: Settings, only: str | None = None) -> dict:
 
     migrate_airflow_db()
     # The run for the sample's last day; each table's first run loads its whole history.
-    logical_date = datetime.combine(settings.sample_end + timedelta(days=1), datetime.min.time(), UTC)
+    logical_date = datetime.combine(
+        settings.sample_end + timedelta(days=1), datetime.min.time(), UTC
+    )
     for source in settings.enabled_sources:
         dag_id = INGESTION_DAGS[source]
         print(f"==> {dag_id}", flush=True)

@@ -7,15 +7,32 @@ import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
-
 DAY1 = datetime(2026, 6, 1, tzinfo=UTC)
 DAY2 = datetime(2026, 6, 2, tzinfo=UTC)
 DAY3 = datetime(2026, 6, 3, tzinfo=UTC)
 
 MEMBERS = [
     # member_id, enrolled_at, updated_at, email, phone, tier, opt_in, closed_at
-    ("M1", "2025-01-05 10:00:00", "2026-05-31 09:00:00", " Ann.Lee@Example.com", "(555) 010-0001", "gold", 1, None),
-    ("M2", "2025-03-01 12:00:00", "2026-06-01 08:00:00", "bo@example.com", "+1 555 010 0002", "silver", 0, None),
+    (
+        "M1",
+        "2025-01-05 10:00:00",
+        "2026-05-31 09:00:00",
+        " Ann.Lee@Example.com",
+        "(555) 010-0001",
+        "gold",
+        1,
+        None,
+    ),
+    (
+        "M2",
+        "2025-03-01 12:00:00",
+        "2026-06-01 08:00:00",
+        "bo@example.com",
+        "+1 555 010 0002",
+        "silver",
+        0,
+        None,
+    ),
     ("M3", "2026-06-01 15:30:00", None, "cy@example.com", "555.010.0003", "bronze", None, None),
 ]
 TRANSACTIONS = [
@@ -30,7 +47,9 @@ TRANSACTIONS = [
 ]
 
 
-def write_loyalty(path: Path, members=MEMBERS, transactions=TRANSACTIONS, extra_column=False) -> str:
+def write_loyalty(
+    path: Path, members=MEMBERS, transactions=TRANSACTIONS, extra_column=False
+) -> str:
     con = sqlite3.connect(path)
     extra = ", favourite_store text" if extra_column else ""
     con.execute(
@@ -62,12 +81,28 @@ def write_surveys(root: Path) -> Path:
     day1.mkdir(parents=True)
     day2.mkdir(parents=True)
     lines = [
-        survey_line("R1", "2026-06-01T09:00:00Z", member_id="M1", nps=9, csat=5, ces=6,
-                    emotions={"valued": 5, "confident": 4, "informed": 4, "protected": 5, "helped": 5},
-                    survey_type="relationship", channel="email", comment="Lovely staff"),
+        survey_line(
+            "R1",
+            "2026-06-01T09:00:00Z",
+            member_id="M1",
+            nps=9,
+            csat=5,
+            ces=6,
+            emotions={"valued": 5, "confident": 4, "informed": 4, "protected": 5, "helped": 5},
+            survey_type="relationship",
+            channel="email",
+            comment="Lovely staff",
+        ),
         # Offset timestamp: 2026-06-01 10:00 UTC.
-        survey_line("R2", "2026-06-01T12:00:00+02:00", email="BO@Example.com ", nps=3,
-                    survey_type="transactional", channel="sms", loyalty_campaign="spring"),
+        survey_line(
+            "R2",
+            "2026-06-01T12:00:00+02:00",
+            email="BO@Example.com ",
+            nps=3,
+            survey_type="transactional",
+            channel="sms",
+            loyalty_campaign="spring",
+        ),
         survey_line("R3", "2026-06-01 11:00:00", member_id="M3", nps=14),  # out of range
         '{"response_id": "R4", "submitted_at": "2026-06-01T1',  # truncated line
         survey_line("R5", "not a time", member_id="M2", nps=7),
@@ -77,7 +112,9 @@ def write_surveys(root: Path) -> Path:
     (day1 / "export-a-copy.jsonl").write_text("\n".join(lines) + "\n")
     # Day 2 repeats R1 (a duplicate across files) and adds R6.
     (day2 / "export.jsonl").write_text(
-        "\n".join([lines[0], survey_line("R6", "2026-06-02T08:00:00-05:00", member_id="M2", nps=10)])
+        "\n".join(
+            [lines[0], survey_line("R6", "2026-06-02T08:00:00-05:00", member_id="M2", nps=10)]
+        )
         + "\n"
     )
     return root
@@ -94,7 +131,7 @@ def write_calls(root: Path) -> Path:
             [
                 CALL_HEADER,
                 "C1,2026-06-01T08:00:00Z,M1,5550100001,phone,30,300,billing,yes,no,0,A1,fine",
-                "C2,2026-06-01T09:00:00+01:00,,+1 (555) 010-0002,phone,900,600,complaint,false,true,2,A2,\"angry, wants refund\"",
+                'C2,2026-06-01T09:00:00+01:00,,+1 (555) 010-0002,phone,900,600,complaint,false,true,2,A2,"angry, wants refund"',
                 "C3,2026-06-01 10:00:00,M3,,chat,abc,120,points,1,0,0,A1,",
                 ",2026-06-01 11:00:00,M2,,phone,10,10,other,1,0,0,A3,no id",
             ]
@@ -102,5 +139,3 @@ def write_calls(root: Path) -> Path:
         + "\n"
     )
     return root
-
-

@@ -16,8 +16,12 @@ DAG_FILES = sorted(p for p in (REPO_ROOT / "dags").glob("*.py") if not p.name.st
 HEAVY = ("pandas", "sklearn", "mlflow", "great_expectations", "dbt", "duckdb")
 EXPECTED_TASKS = {
     "ingest_loyalty": {
-        "members.extract", "members.validate", "members.publish",
-        "transactions.extract", "transactions.validate", "transactions.publish",
+        "members.extract",
+        "members.validate",
+        "members.publish",
+        "transactions.extract",
+        "transactions.validate",
+        "transactions.publish",
     },
     "ingest_surveys": {"responses.extract", "responses.validate", "responses.publish"},
     "ingest_calls": {"contacts.extract", "contacts.validate", "contacts.publish"},
@@ -56,7 +60,9 @@ def test_expected_graph(dagbag, dag_id):
         assert dag.get_task(f"{group}.validate").upstream_task_ids == {f"{group}.extract"}
         publish = dag.get_task(f"{group}.publish")
         assert publish.upstream_task_ids == {f"{group}.validate"}
-        assert [o.name for o in publish.outlets] == [f"raw.{dag_id.removeprefix('ingest_')}.{group}"]
+        assert [o.name for o in publish.outlets] == [
+            f"raw.{dag_id.removeprefix('ingest_')}.{group}"
+        ]
 
 
 @pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.stem)
@@ -81,6 +87,12 @@ def test_no_heavy_import_statement_at_module_level(path):
     tree = ast.parse(path.read_text())
     for node in tree.body:
         if isinstance(node, ast.Import | ast.ImportFrom):
-            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+            names = (
+                [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else [a.name for a in node.names]
+            )
             for name in names:
-                assert name.split(".")[0] not in HEAVY, f"{path.name} imports {name} at module level"
+                assert name.split(".")[0] not in HEAVY, (
+                    f"{path.name} imports {name} at module level"
+                )

@@ -53,7 +53,9 @@ def test_three_dags_land_every_source(airflow_db, fixture_env):
     assert landed["validation"]["success"] is True
 
 
-def test_failed_validation_fails_the_dag_and_publishes_nothing(airflow_db, fixture_env, monkeypatch):
+def test_failed_validation_fails_the_dag_and_publishes_nothing(
+    airflow_db, fixture_env, monkeypatch
+):
     from pipeline.run import PipelineFailed, run_dag
 
     # Half the call rows are bad; a strict threshold must stop the landing before publishing.

@@ -1,0 +1,145 @@
+"""The three source formats on disk plus the answer files, written one chunk at a time."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from sample_data.exports import Lines
+from sample_data.timefmt import iso_text
+
+MEMBER_COLUMNS = {
+    "member_id": "TEXT PRIMARY KEY",
+    "enrolled_at": "TEXT NOT NULL",
+    "updated_at": "TEXT",
+    "email": "TEXT",
+    "phone": "TEXT",
+    "first_name": "TEXT",
+    "last_name": "TEXT",
+    "birth_date": "TEXT",
+    "postal_code": "TEXT",
+    "region": "TEXT",
+    "tier": "TEXT",
+    "marketing_opt_in": "INTEGER",
+    "closed_at": "TEXT",
+}
+TRANSACTION_COLUMNS = {
+    "transaction_id": "TEXT PRIMARY KEY",
+    "member_id": "TEXT NOT NULL",
+    "occurred_at": "TEXT NOT NULL",
+    "amount": "REAL NOT NULL",
+    "recorded_at": "TEXT",
+    "channel": "TEXT",
+    "store_id": "TEXT",
+    "points_earned": "INTEGER",
+    "points_redeemed": "INTEGER",
+}
+# Share of export files that the source delivers a second time under another name.
+REDELIVERED = 0.006
+
+
+def sql_timestamps(start: date, seconds: np.ndarray) -> np.ndarray:
+    """'YYYY-MM-DD HH:MM:SS' UTC text from seconds since ``start`` (negative is before it)."""
+    return iso_text(start, seconds, " ")
+
+
+class LoyaltyWriter:
+    """The loyalty platform's SQLite database, filled chunk by chunk inside one transaction."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.conn = sqlite3.connect(path, isolation_level=None)
+        # Safe here: the file only becomes visible after a complete run.
+        self.conn.execute("PRAGMA journal_mode=OFF")
+        self.conn.execute("PRAGMA synchronous=OFF")
+        self.conn.execute("BEGIN")
+        for table, columns in (("members", MEMBER_COLUMNS), ("transactions", TRANSACTION_COLUMNS)):
+            spec = ", ".join(f"{name} {kind}" for name, kind in columns.items())
+            # Clustered on the text key: one B-tree instead of a rowid table plus a key index.
+            self.conn.execute(f"CREATE TABLE {table} ({spec}) WITHOUT ROWID")
+
+    def insert(self, table: str, columns: dict[str, np.ndarray]) -> None:
+        names = list(MEMBER_COLUMNS if table == "members" else TRANSACTION_COLUMNS)
+        marks = ", ".join("?" for _ in names)
+        rows = zip(*(columns[name].tolist() for name in names), strict=True)
+        self.conn.executemany(f"INSERT INTO {table} VALUES ({marks})", rows)
+
+    def close(self) -> None:
+        """Index the watermark columns after loading, which is faster than maintaining them."""
+        self.conn.execute("CREATE INDEX ix_transactions_recorded_at ON transactions (recorded_at)")
+        self.conn.execute("CREATE INDEX ix_transactions_member_id ON transactions (member_id)")
+        self.conn.execute("CREATE INDEX ix_members_updated_at ON members (updated_at)")
+        self.conn.execute("COMMIT")
+        self.conn.close()
+
+
+def write_exports(
+    rng: np.random.Generator, root: Path, start: date, part: int, lines: Lines, header: str = ""
+) -> list[Path]:
+    """One file per export day for this chunk; a few are delivered again under another name."""
+    suffix = "csv" if header else "jsonl"
+    order = np.argsort(lines.export_day, kind="stable")
+    days, text = lines.export_day[order], lines.lines[order]
+    bounds = np.flatnonzero(np.diff(days)) + 1
+    written = []
+    groups = zip(np.split(days, bounds), np.split(text, bounds), strict=True)
+    for index, (group_days, group_text) in enumerate(groups):
+        if not len(group_days):
+            continue
+        folder = root / (start + timedelta(days=int(group_days[0]))).isoformat()
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"part-{part:04d}.{suffix}"
+        body = "\n".join(([header] if header else []) + group_text.tolist()) + "\n"
+        path.write_text(body, encoding="utf-8")
+        written.append(path)
+        # The first chunk's third file is always sent twice, so even a tiny sample has a copy.
+        if rng.random() < REDELIVERED or (part == 0 and index == 2):
+            copy = folder / f"part-{part:04d}-copy1.{suffix}"
+            shutil.copyfile(path, copy)
+            written.append(copy)
+    return written
+
+
+class AnswerWriter:
+    """The answer files: appended one row group per chunk, never read by the pipeline."""
+
+    CHURN = pa.schema(
+        [
+            ("member_id", pa.string()),
+            ("cutoff_date", pa.date32()),
+            ("true_churn_probability", pa.float64()),
+            ("churned", pa.bool_()),
+        ]
+    )
+    SEGMENTS = pa.schema(
+        [
+            ("member_id", pa.string()),
+            ("cutoff_date", pa.date32()),
+            ("true_segment", pa.string()),
+            ("latent_engagement", pa.float64()),
+        ]
+    )
+
+    def __init__(self, folder: Path):
+        folder.mkdir(parents=True, exist_ok=True)
+        self.paths = [folder / "churn.parquet", folder / "segments.parquet"]
+        self.writers = [
+            pq.ParquetWriter(self.paths[0], self.CHURN),
+            pq.ParquetWriter(self.paths[1], self.SEGMENTS),
+        ]
+
+    def append(self, churn: dict[str, np.ndarray], segments: dict[str, np.ndarray]) -> None:
+        for writer, schema, columns in zip(
+            self.writers, (self.CHURN, self.SEGMENTS), (churn, segments), strict=True
+        ):
+            writer.write_table(pa.table(columns, schema=schema))
+
+    def close(self) -> None:
+        for writer in self.writers:
+            writer.close()
