@@ -137,7 +137,9 @@ def read_database_table(
     extra = [c for c in present_columns if c not in {col.name for col in table.columns}]
 
     watermark, low, high = watermark_window(table, present, interval, lookback_days)
-    expression = f"coalesce({', '.join(watermark)})" if watermark else None
+    expression = None
+    if watermark:
+        expression = watermark[0] if len(watermark) == 1 else f"coalesce({', '.join(watermark)})"
     arrow = _fetch_text(url, table.name, known + extra, expression, low, high)
     arrow = arrow.append_column(
         "_source_row", pa.array(range(1, arrow.num_rows + 1), type=pa.int64())

@@ -20,6 +20,6 @@ def sources(tmp_path):
             "CX_LOYALTY_URL": loyalty,
             "CX_SURVEY_ROOT": str(surveys),
             "CX_CALLS_ROOT": str(calls),
-            "CX_BAD_ROW_THRESHOLD": "0.5",
+            "CX_BAD_ROW_THRESHOLD": "0.7",
         }
     )
