@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 import sys
 import time
@@ -187,10 +188,20 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     run_parser = sub.add_parser("run", help="run the main job on the configured sources")
     run_parser.add_argument("--only", choices=["ingest"], help="stop after this stage")
+    run_parser.add_argument(
+        "--verbose", action="store_true", help="show every task's log, not only warnings"
+    )
     sub.add_parser("settings", help="print the effective settings (passwords masked)")
     args = parser.parse_args(argv)
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    verbose = getattr(args, "verbose", False)
+    if not verbose:
+        # Task logs stay in full in the Airflow home; the console shows warnings and the summary.
+        os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     from config import SettingsError
 
     try:
