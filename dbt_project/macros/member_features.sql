@@ -1,0 +1,278 @@
+{#- The member features shared by customer_360 and member_features_pit, as CTEs ending in
+    `member_features` (one row per member per cutoff date). `cutoffs` names a relation with one
+    column, cutoff_date. Only data dated strictly before the cutoff is used (daily activity on
+    days before it, survey responses submitted before it), so one definition serves both the
+    current view and leak-free training rows. Windows count back from the cutoff: "30d" is the
+    30 days before it. -#}
+{% macro member_features_ctes(cutoffs) -%}
+members as (
+    select
+        member_id,
+        enrolled_at,
+        closed_at
+    from {{ ref('dim_members') }}
+),
+
+member_daily as (
+    select * from {{ ref('fct_member_daily') }}
+),
+
+survey_responses as (
+    select
+        response_id,
+        member_id,
+        submitted_at,
+        nps_score,
+        csat_score,
+        ces_score,
+        engagement_index
+    from {{ ref('fct_survey_responses') }}
+    where member_id is not null
+),
+
+enrolled_members as (
+    select
+        members.member_id,
+        {{ cutoffs }}.cutoff_date,
+        {{ dbt.datediff('members.enrolled_at', cutoffs ~ '.cutoff_date', 'day') }} as tenure_days,
+        coalesce(members.closed_at < cast({{ cutoffs }}.cutoff_date as timestamp), false)
+        as is_closed
+    from members
+    inner join {{ cutoffs }}
+        on members.enrolled_at < cast({{ cutoffs }}.cutoff_date as timestamp)
+),
+
+activity_before_cutoff as (
+    select
+        enrolled_members.member_id,
+        enrolled_members.cutoff_date,
+        member_daily.activity_date,
+        {{ dbt.datediff('member_daily.activity_date', 'enrolled_members.cutoff_date', 'day') }}
+        as days_before_cutoff,
+        member_daily.spend_amount,
+        member_daily.transaction_count,
+        member_daily.store_transaction_count,
+        member_daily.online_transaction_count,
+        member_daily.app_transaction_count,
+        member_daily.points_earned,
+        member_daily.points_redeemed,
+        member_daily.call_count,
+        member_daily.unresolved_call_count,
+        member_daily.escalated_call_count,
+        member_daily.repeat_contact_count,
+        member_daily.queued_call_count,
+        member_daily.queue_seconds_total,
+        member_daily.negative_moment_count,
+        member_daily.positive_moment_count
+    from enrolled_members
+    inner join member_daily
+        on
+            enrolled_members.member_id = member_daily.member_id
+            and member_daily.activity_date < enrolled_members.cutoff_date
+),
+
+aggregated_activity as (
+    select
+        member_id,
+        cutoff_date,
+        max(case when transaction_count > 0 then activity_date end) as last_transaction_date,
+        {%- for days in [30, 90, 365] %}
+        sum(case when days_before_cutoff <= {{ days }} then transaction_count else 0 end)
+        as transactions_{{ days }}d,
+        sum(case when days_before_cutoff <= {{ days }} then spend_amount else 0 end)
+        as spend_{{ days }}d,
+        {%- endfor %}
+        sum(case when days_before_cutoff between 31 and 60 then transaction_count else 0 end)
+        as transactions_prev_30d,
+        sum(case when days_before_cutoff between 31 and 60 then spend_amount else 0 end)
+        as spend_prev_30d,
+        sum(case when days_before_cutoff between 91 and 180 then spend_amount else 0 end)
+        as spend_prev_90d,
+        sum(case when days_before_cutoff <= 365 then store_transaction_count else 0 end)
+        as store_transactions_365d,
+        sum(case when days_before_cutoff <= 365 then online_transaction_count else 0 end)
+        as online_transactions_365d,
+        sum(case when days_before_cutoff <= 365 then app_transaction_count else 0 end)
+        as app_transactions_365d,
+        sum(points_earned) - sum(points_redeemed) as points_balance,
+        {%- for days in [30, 90] %}
+        sum(case when days_before_cutoff <= {{ days }} then negative_moment_count else 0 end)
+        as negative_moments_{{ days }}d,
+        sum(case when days_before_cutoff <= {{ days }} then positive_moment_count else 0 end)
+        as positive_moments_{{ days }}d,
+        {%- endfor %}
+        sum(case when days_before_cutoff <= 90 then call_count else 0 end) as calls_90d,
+        sum(case when days_before_cutoff <= 90 then unresolved_call_count else 0 end)
+        as unresolved_calls_90d,
+        sum(case when days_before_cutoff <= 90 then escalated_call_count else 0 end)
+        as escalated_calls_90d,
+        sum(case when days_before_cutoff <= 90 then repeat_contact_count else 0 end)
+        as repeat_contacts_90d,
+        sum(case when days_before_cutoff <= 90 then queued_call_count else 0 end)
+        as queued_calls_90d,
+        sum(case when days_before_cutoff <= 90 then queue_seconds_total else 0 end)
+        as queue_seconds_90d
+    from activity_before_cutoff
+    group by member_id, cutoff_date
+),
+
+responses_before_cutoff as (
+    select
+        enrolled_members.member_id,
+        enrolled_members.cutoff_date,
+        survey_responses.nps_score,
+        survey_responses.csat_score,
+        survey_responses.ces_score,
+        survey_responses.engagement_index,
+        {%- for measure in ['nps_score', 'csat_score', 'ces_score', 'engagement_index'] %}
+        case
+            when survey_responses.{{ measure }} is not null
+                then row_number() over (
+                    partition by
+                        enrolled_members.member_id,
+                        enrolled_members.cutoff_date,
+                        survey_responses.{{ measure }} is null
+                    order by survey_responses.submitted_at desc, survey_responses.response_id desc
+                )
+        end as {{ measure }}_recency_rank{{ "," if not loop.last }}
+        {%- endfor %}
+    from enrolled_members
+    inner join survey_responses
+        on
+            enrolled_members.member_id = survey_responses.member_id
+            and survey_responses.submitted_at < cast(enrolled_members.cutoff_date as timestamp)
+),
+
+aggregated_responses as (
+    select
+        member_id,
+        cutoff_date,
+        count(*) as survey_responses_total,
+        {%- for measure in ['nps_score', 'csat_score', 'ces_score', 'engagement_index'] %}
+        max(case when {{ measure }}_recency_rank = 1 then {{ measure }} end)
+        as latest_{{ measure }},
+        max(case when {{ measure }}_recency_rank = 2 then {{ measure }} end)
+        as previous_{{ measure }}{{ "," if not loop.last }}
+        {%- endfor %}
+    from responses_before_cutoff
+    group by member_id, cutoff_date
+),
+
+member_features as (
+    select
+        enrolled_members.member_id,
+        enrolled_members.cutoff_date,
+        cast(enrolled_members.tenure_days as bigint) as tenure_days,
+        enrolled_members.is_closed,
+        cast(
+            {{ dbt.datediff('aggregated_activity.last_transaction_date', 'enrolled_members.cutoff_date', 'day') }}
+            as bigint
+        ) as days_since_last_transaction,
+        {%- for days in [30, 90, 365] %}
+        cast(coalesce(aggregated_activity.transactions_{{ days }}d, 0) as bigint)
+        as transactions_{{ days }}d,
+        cast(coalesce(aggregated_activity.spend_{{ days }}d, 0) as numeric(18, 2))
+        as spend_{{ days }}d,
+        {%- endfor %}
+        cast(
+            coalesce(aggregated_activity.transactions_30d, 0)
+            - coalesce(aggregated_activity.transactions_prev_30d, 0)
+            as bigint
+        ) as transactions_30d_change,
+        cast(
+            coalesce(aggregated_activity.spend_30d, 0)
+            - coalesce(aggregated_activity.spend_prev_30d, 0)
+            as numeric(18, 2)
+        ) as spend_30d_change,
+        cast(
+            coalesce(aggregated_activity.spend_90d, 0)
+            - coalesce(aggregated_activity.spend_prev_90d, 0)
+            as numeric(18, 2)
+        ) as spend_90d_change,
+        cast(coalesce(aggregated_activity.points_balance, 0) as bigint) as points_balance,
+        {%- for channel in ['store', 'online', 'app'] %}
+        cast(
+            case
+                when aggregated_activity.transactions_365d > 0
+                    then cast(aggregated_activity.{{ channel }}_transactions_365d as double precision)
+                    / aggregated_activity.transactions_365d
+            end
+            as double precision
+        ) as {{ channel }}_share_365d,
+        {%- endfor %}
+        cast(coalesce(aggregated_responses.survey_responses_total, 0) as bigint)
+        as survey_responses_total,
+        {%- for measure in ['nps_score', 'csat_score', 'ces_score'] %}
+        cast(aggregated_responses.latest_{{ measure }} as bigint) as latest_{{ measure }},
+        cast(
+            aggregated_responses.latest_{{ measure }} - aggregated_responses.previous_{{ measure }}
+            as bigint
+        ) as {{ measure }}_change,
+        {%- endfor %}
+        cast(aggregated_responses.latest_engagement_index as double precision)
+        as latest_engagement_index,
+        cast(
+            aggregated_responses.latest_engagement_index
+            - aggregated_responses.previous_engagement_index
+            as double precision
+        ) as engagement_index_change,
+        {%- for days in [30, 90] %}
+        cast(coalesce(aggregated_activity.negative_moments_{{ days }}d, 0) as bigint)
+        as negative_moments_{{ days }}d,
+        cast(coalesce(aggregated_activity.positive_moments_{{ days }}d, 0) as bigint)
+        as positive_moments_{{ days }}d,
+        {%- endfor %}
+        cast(coalesce(aggregated_activity.calls_90d, 0) as bigint) as calls_90d,
+        cast(coalesce(aggregated_activity.unresolved_calls_90d, 0) as bigint)
+        as unresolved_calls_90d,
+        cast(coalesce(aggregated_activity.escalated_calls_90d, 0) as bigint)
+        as escalated_calls_90d,
+        cast(coalesce(aggregated_activity.repeat_contacts_90d, 0) as bigint)
+        as repeat_contacts_90d,
+        cast(
+            case
+                when aggregated_activity.queued_calls_90d > 0
+                    then cast(aggregated_activity.queue_seconds_90d as double precision)
+                    / aggregated_activity.queued_calls_90d
+            end
+            as double precision
+        ) as avg_queue_seconds_90d
+    from enrolled_members
+    left join aggregated_activity
+        on
+            enrolled_members.member_id = aggregated_activity.member_id
+            and enrolled_members.cutoff_date = aggregated_activity.cutoff_date
+    left join aggregated_responses
+        on
+            enrolled_members.member_id = aggregated_responses.member_id
+            and enrolled_members.cutoff_date = aggregated_responses.cutoff_date
+)
+{%- endmacro %}
+
+{#- The cutoff dates of member_features_pit: var `pit_cutoff_dates` when set, else the first day
+    of every month after the first activity date up to the day after the last one. -#}
+{% macro pit_cutoff_dates() -%}
+    {%- set chosen = var('pit_cutoff_dates') -%}
+    {%- if chosen -%}
+        {{ return(chosen | list) }}
+    {%- endif -%}
+    {%- if not execute -%}
+        {{ return(['2000-01-01']) }}
+    {%- endif -%}
+    {%- set bounds = run_query(
+        "select min(activity_date), max(activity_date) from " ~ ref('fct_member_daily')
+    ) -%}
+    {%- set first_date = bounds.columns[0].values()[0] -%}
+    {%- set last_date = bounds.columns[1].values()[0] -%}
+    {%- if first_date is none -%}
+        {{ return([]) }}
+    {%- endif -%}
+    {%- set cutoffs = [] -%}
+    {%- set year = first_date.year -%}
+    {%- set month = first_date.month -%}
+    {%- set last_month = last_date.year * 12 + last_date.month - 1 + (1 if last_date.month != (last_date + modules.datetime.timedelta(days=1)).month else 0) -%}
+    {%- for index in range(year * 12 + month, last_month + 1) -%}
+        {%- do cutoffs.append('%04d-%02d-01' % (index // 12, index % 12 + 1)) -%}
+    {%- endfor -%}
+    {{ return(cutoffs) }}
+{%- endmacro %}

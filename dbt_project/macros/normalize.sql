@@ -1,0 +1,35 @@
+{#- Phone numbers to E.164: keep the digits; a leading + or 00 keeps the country code; ten digits
+    get the default country code (+1, NANP); eleven digits starting with that code get a +.
+    Anything else is not a usable number and becomes null. -#}
+{% macro normalize_phone(column, default_country_code='1') -%}
+    case
+        when {{ column }} is null then null
+        when trim({{ column }}) like '+%'
+            and length(regexp_replace({{ column }}, '[^0-9]', '', 'g')) between 8 and 15
+            then '+' || regexp_replace({{ column }}, '[^0-9]', '', 'g')
+        when trim({{ column }}) like '00%'
+            and length(regexp_replace({{ column }}, '[^0-9]', '', 'g')) between 10 and 17
+            then '+' || substr(regexp_replace({{ column }}, '[^0-9]', '', 'g'), 3)
+        when length(regexp_replace({{ column }}, '[^0-9]', '', 'g')) = 10
+            then '+{{ default_country_code }}' || regexp_replace({{ column }}, '[^0-9]', '', 'g')
+        when length(regexp_replace({{ column }}, '[^0-9]', '', 'g')) = 11
+            and regexp_replace({{ column }}, '[^0-9]', '', 'g') like '{{ default_country_code }}%'
+            then '+' || regexp_replace({{ column }}, '[^0-9]', '', 'g')
+    end
+{%- endmacro %}
+
+{#- Emails compare trimmed and lower-case; an empty string is no email. -#}
+{% macro normalize_email(column) -%}
+    nullif(lower(trim({{ column }})), '')
+{%- endmacro %}
+
+{#- Text codes (tier, channel, reason) compare trimmed and lower-case. -#}
+{% macro normalize_code(column) -%}
+    nullif(lower(trim({{ column }})), '')
+{%- endmacro %}
+
+{#- Landed timestamps are UTC instants (timestamptz); the warehouse stores them as UTC wall-clock
+    timestamps so date arithmetic does not depend on the session time zone. -#}
+{% macro to_utc(column) -%}
+    cast(({{ column }} at time zone 'UTC') as timestamp)
+{%- endmacro %}

@@ -1,0 +1,55 @@
+with
+
+customers as (
+    select * from {{ ref('customer_360') }}
+),
+
+segmented as (
+    select
+        case
+            when latest_engagement_index is null then 'unmeasured'
+            when latest_engagement_index >= {{ var('engaged_min_index') }} then 'engaged'
+            when latest_engagement_index >= {{ var('swing_min_index') }} then 'swing'
+            else 'disengaged'
+        end as engagement_segment,
+        latest_engagement_index,
+        spend_365d,
+        transactions_365d,
+        latest_nps_score
+    from customers
+),
+
+aggregated as (
+    select
+        engagement_segment,
+        count(*) as member_count,
+        avg(latest_engagement_index) as avg_engagement_index,
+        avg(spend_365d) as avg_spend_365d,
+        avg(transactions_365d) as avg_transactions_365d,
+        avg(latest_nps_score) as avg_nps_score
+    from segmented
+    group by engagement_segment
+),
+
+compared as (
+    select
+        aggregated.engagement_segment,
+        cast(aggregated.member_count as bigint) as member_count,
+        cast(aggregated.avg_engagement_index as double precision) as avg_engagement_index,
+        cast(aggregated.avg_spend_365d as double precision) as avg_spend_365d,
+        cast(aggregated.avg_transactions_365d as double precision) as avg_transactions_365d,
+        cast(aggregated.avg_nps_score as double precision) as avg_nps_score,
+        -- The primer's "twice as valuable": spend relative to the disengaged segment.
+        cast(
+            case
+                when disengaged.avg_spend_365d > 0
+                    then aggregated.avg_spend_365d / disengaged.avg_spend_365d
+            end
+            as double precision
+        ) as spend_index_vs_disengaged
+    from aggregated
+    left join aggregated as disengaged
+        on disengaged.engagement_segment = 'disengaged'
+)
+
+select * from compared

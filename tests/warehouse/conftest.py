@@ -1,0 +1,117 @@
+"""Session fixtures: one fixture lake, one DuckDB build and (when the server is up) one
+PostgreSQL build per test session, shared by every warehouse test."""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from warehouse_fixture_lake import write_lake
+
+from config import load_settings
+from config.settings import Settings
+
+
+@dataclass(frozen=True)
+class Build:
+    settings: Settings
+    result: object
+    target_path: Path
+
+
+def fixture_settings(root: Path, lake: Path | None = None) -> Settings:
+    return load_settings(
+        {
+            "CX_DATA_DIR": str(root),
+            "CX_LAKE_DIR": str(lake or root / "lake"),
+            "CX_DUCKDB_PATH": str(root / "warehouse" / "cx.duckdb"),
+        }
+    )
+
+
+@pytest.fixture(scope="session")
+def fixture_lake(tmp_path_factory) -> Path:
+    return write_lake(tmp_path_factory.mktemp("warehouse") / "lake")
+
+
+@pytest.fixture(scope="session")
+def duckdb_build(fixture_lake) -> Build:
+    from warehouse import dbt_runner
+    from warehouse.enrich import enrich_survey_sentiment
+
+    settings = fixture_settings(fixture_lake.parent, fixture_lake)
+    enrich_survey_sentiment(settings.lake_dir)
+    target_path = fixture_lake.parent / "dbt-target-duckdb"
+    result = dbt_runner.build(settings, target="duckdb", target_path=target_path)
+    return Build(settings, result, target_path)
+
+
+@pytest.fixture(scope="session")
+def duckdb_connection(duckdb_build):
+    import duckdb
+
+    with duckdb.connect(str(duckdb_build.settings.duckdb_path), read_only=True) as connection:
+        yield connection
+
+
+def _postgres_is_up(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def postgres_database(monkeypatch_session) -> dict[str, object]:
+    """A throwaway database on the local server (scripts/postgres.sh), dropped afterwards."""
+    import psycopg2
+
+    from warehouse.load_postgres import connection_params
+
+    params = connection_params()
+    if not _postgres_is_up(str(params["host"]), int(params["port"])):
+        pytest.skip(
+            f"no PostgreSQL server at {params['host']}:{params['port']} "
+            "(start it with scripts/postgres.sh start)"
+        )
+    name = f"cx_wh_test_{uuid.uuid4().hex[:10]}"
+    admin = psycopg2.connect(**params)
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(f"create database {name}")
+    monkeypatch_session.setenv("CX_PG_DBNAME", name)
+    yield {**params, "dbname": name}
+    with admin.cursor() as cursor:
+        cursor.execute(f"drop database if exists {name} with (force)")
+    admin.close()
+
+
+@pytest.fixture(scope="session")
+def monkeypatch_session():
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
+
+
+@pytest.fixture(scope="session")
+def postgres_build(fixture_lake, duckdb_build, postgres_database) -> Build:
+    from warehouse import dbt_runner
+    from warehouse.load_postgres import load_lake
+
+    settings = duckdb_build.settings  # enrichment already written by the DuckDB build
+    load_lake(settings.lake_dir, postgres_database)
+    target_path = fixture_lake.parent / "dbt-target-postgres"
+    result = dbt_runner.build(settings, target="postgres", target_path=target_path)
+    return Build(settings, result, target_path)
+
+
+@pytest.fixture(scope="session")
+def postgres_connection(postgres_build, postgres_database):
+    import psycopg2
+
+    connection = psycopg2.connect(**postgres_database)
+    yield connection
+    connection.close()

@@ -1,0 +1,190 @@
+"""The warehouse built on DuckDB over the fixture lake (tests/warehouse/warehouse_fixture_lake.py)."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+from warehouse_fixture_lake import (
+    EXPECTED_LINKS,
+    LEAK_AMOUNT,
+    LEAK_MEMBER_ID,
+    LEAK_TRANSACTION_ID,
+    MEMBER_IDS,
+    PIT_CUTOFF,
+)
+
+
+def rows(connection, sql):
+    return connection.execute(sql).fetchall()
+
+
+def test_build_runs_every_model_test_and_unit_test(duckdb_build):
+    result = duckdb_build.result
+    assert result.success, result.failures
+    kinds = {}
+    for unique_id, status in result.node_statuses.items():
+        kinds.setdefault(unique_id.split(".")[0], []).append(status)
+    assert len(kinds["unit_test"]) >= 5
+    assert len(kinds["test"]) >= 50
+    assert set(kinds["model"]) == {"success"}
+    assert set(kinds["test"]) | set(kinds["unit_test"]) == {"pass"}
+
+
+def test_customer_360_has_exactly_one_row_per_member(duckdb_connection):
+    [(row_count, member_count)] = rows(
+        duckdb_connection, "select count(*), count(distinct member_id) from customer_360"
+    )
+    assert row_count == member_count == len(MEMBER_IDS)
+    members = {row[0] for row in rows(duckdb_connection, "select member_id from dim_members")}
+    assert members == set(MEMBER_IDS)
+
+
+def test_identity_links_follow_member_id_then_email_then_phone(duckdb_connection):
+    links = {
+        (record_type, record_id): (member_id, method)
+        for record_type, record_id, member_id, method in rows(
+            duckdb_connection,
+            "select record_type, record_id, member_id, link_method from int_identity_links",
+        )
+    }
+    assert links == EXPECTED_LINKS
+
+
+def test_unlinked_records_stay_in_the_facts(duckdb_connection):
+    surveys = dict(
+        rows(duckdb_connection, "select response_id, member_id from fct_survey_responses")
+    )
+    calls = dict(rows(duckdb_connection, "select call_id, member_id from fct_calls"))
+    assert surveys["R3"] is None and surveys["R4"] is None  # ambiguous, unmatched
+    assert calls["C4"] is None and calls["C6"] is None
+    assert len(surveys) == 6 and len(calls) == 7
+
+
+def test_staging_keeps_the_latest_version_once(duckdb_connection):
+    assert rows(duckdb_connection, "select count(*) from stg_loyalty__members") == [(6,)]
+    assert rows(
+        duckdb_connection, "select tier, email from stg_loyalty__members where member_id = 'M1'"
+    ) == [("gold", "alice@example.com")]
+    assert rows(duckdb_connection, "select count(*) from fct_transactions") == [(10,)]
+    assert rows(
+        duckdb_connection, "select phone_e164 from restricted.member_contacts order by member_id"
+    ) == [("+15551234567",), ("+15559876543",), (None,), (None,), ("+15552223333",), (None,)]
+
+
+def test_dim_members_holds_no_direct_identifiers(duckdb_connection):
+    columns = {row[0] for row in rows(duckdb_connection, "describe dim_members")}
+    assert not columns & {"email", "phone", "phone_e164", "first_name", "last_name", "birth_date"}
+
+
+def test_survey_measures(duckdb_connection):
+    measures = {
+        row[0]: row[1:]
+        for row in rows(
+            duckdb_connection,
+            "select response_id, engagement_index, nps_category, is_csat_top_two_box, "
+            "comment_sentiment_label from fct_survey_responses",
+        )
+    }
+    assert measures["R1"] == (100.0, "promoter", True, "positive")
+    assert measures["R2"] == (62.5, "passive", True, None)
+    assert measures["R6"] == (0.0, "detractor", False, "negative")
+
+
+def test_repeat_contacts_and_call_kpis(duckdb_connection):
+    repeats = dict(rows(duckdb_connection, "select call_id, is_repeat_contact from fct_calls"))
+    assert repeats == {
+        "C1": False,
+        "C2": True,
+        "C3": False,
+        "C4": False,
+        "C5": False,
+        "C6": False,
+        "C7": True,
+    }
+    kpis = rows(
+        duckdb_connection,
+        "select call_month, call_count, repeat_contact_rate from mart_call_center_kpis "
+        "order by call_month",
+    )
+    assert kpis == [(date(2024, 1, 1), 2, 0.5), (date(2024, 2, 1), 5, 0.2)]
+
+
+def test_point_in_time_features_do_not_see_the_late_event(duckdb_connection):
+    by_cutoff = dict(
+        rows(
+            duckdb_connection,
+            f"select cutoff_date, spend_365d from member_features_pit "
+            f"where member_id = '{LEAK_MEMBER_ID}'",
+        )
+    )
+    # T1, T2, T3 and the late-landed T9 precede the cutoff; T4 is on it and the leak after it.
+    assert by_cutoff[PIT_CUTOFF] == Decimal("105.00")
+    assert by_cutoff[date(2024, 3, 1)] == Decimal("145.00") + LEAK_AMOUNT
+    assert rows(
+        duckdb_connection,
+        f"select count(*) from fct_transactions where transaction_id = '{LEAK_TRANSACTION_ID}'",
+    ) == [(1,)]
+
+
+def test_point_in_time_spend_matches_a_recount_before_each_cutoff(duckdb_connection):
+    mismatches = rows(
+        duckdb_connection,
+        """
+        with recount as (
+            select
+                pit.member_id,
+                pit.cutoff_date,
+                pit.spend_365d,
+                coalesce(sum(tx.amount) filter (
+                    where tx.occurred_at < cast(pit.cutoff_date as timestamp)
+                    and tx.occurred_at >= cast(pit.cutoff_date as timestamp) - interval 365 day
+                ), 0) as expected
+            from member_features_pit as pit
+            left join fct_transactions as tx on pit.member_id = tx.member_id
+            group by all
+        )
+        select * from recount where spend_365d <> expected
+        """,
+    )
+    assert mismatches == []
+    cutoffs = [
+        row[0]
+        for row in rows(
+            duckdb_connection, "select distinct cutoff_date from member_features_pit order by 1"
+        )
+    ]
+    assert cutoffs == [date(2024, 1, 1), date(2024, 2, 1), date(2024, 3, 1)]
+
+
+def test_member_daily_counts_moments(duckdb_connection):
+    [(negative, positive)] = rows(
+        duckdb_connection,
+        "select sum(negative_moment_count), sum(positive_moment_count) from fct_member_daily",
+    )
+    # Negative: C1 (long wait, unresolved), C5 (escalated), R6 (detractor, negative comment).
+    # Positive: C3 (quick first-contact resolution), R1 (promoter), R5 (promoter).
+    assert (negative, positive) == (3, 3)
+
+
+def test_nps_mart_scores(duckdb_connection):
+    [(responses, nps)] = rows(
+        duckdb_connection,
+        "select sum(response_count), sum(promoter_count - detractor_count) * 100.0 "
+        "/ sum(nps_response_count) from mart_nps_csat_monthly",
+    )
+    assert responses == 6
+    assert nps == 0.0  # promoters R1, R5; detractors R4, R6
+
+
+def test_published_copy_is_readable_while_the_pipeline_writes(duckdb_build, tmp_path):
+    import duckdb
+
+    from warehouse.publish import publish_duckdb
+
+    target = publish_duckdb(duckdb_build.settings.duckdb_path, tmp_path / "published" / "cx.duckdb")
+    with duckdb.connect(str(target), read_only=True) as reader:
+        assert reader.execute("select count(*) from customer_360").fetchone() == (6,)
+        assert reader.execute("select count(*) from restricted.member_contacts").fetchone() == (6,)
+    assert not target.stat().st_mode & 0o222  # read-only for everyone
+    assert [p.name for p in target.parent.iterdir()] == ["cx.duckdb"]  # no temp left behind

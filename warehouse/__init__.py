@@ -1,0 +1,1 @@
+"""The warehouse: comment enrichment, the PostgreSQL raw loader, dbt runs and publishing."""

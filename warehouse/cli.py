@@ -1,0 +1,73 @@
+"""``python -m warehouse build [--target duckdb|postgres] [--full-refresh]`` and friends."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from config import load_settings
+from warehouse import dbt_runner
+
+
+def build_warehouse(
+    settings, target: str, full_refresh: bool = False, select=None, dbt_vars=None
+) -> dbt_runner.DbtResult:
+    """Enrich comments, load PostgreSQL's raw tables when needed, dbt build, publish (DuckDB)."""
+    from warehouse.enrich import enrich_survey_sentiment
+
+    enrich_survey_sentiment(settings.lake_dir)
+    if target == "postgres":
+        from warehouse.load_postgres import load_lake
+
+        load_lake(settings.lake_dir)
+    result = dbt_runner.build(
+        settings, target=target, full_refresh=full_refresh, select=select, dbt_vars=dbt_vars
+    )
+    if target == "duckdb":
+        from warehouse.publish import publish_duckdb
+
+        publish_duckdb(settings.duckdb_path)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m warehouse", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    build = commands.add_parser("build", help="enrich, load (postgres), dbt build, publish")
+    build.add_argument("--target", choices=dbt_runner.TARGETS, default=None)
+    build.add_argument("--full-refresh", action="store_true")
+    build.add_argument("--select", nargs="+", default=None)
+    build.add_argument(
+        "--vars", default=None, help='dbt vars as JSON, e.g. \'{"as_of_date": "2025-01-31"}\''
+    )
+    commands.add_parser("parse", help="dbt parse; writes dbt_project/target/manifest.json")
+    commands.add_parser("enrich", help="score survey comments into <lake>/enriched")
+    commands.add_parser("load-postgres", help="copy the raw lake into PostgreSQL schema raw")
+    commands.add_parser("publish", help="publish a read-only copy of the DuckDB warehouse")
+    args = parser.parse_args(argv)
+    settings = load_settings()
+
+    if args.command == "build":
+        target = args.target or settings.warehouse_target
+        dbt_vars = json.loads(args.vars) if args.vars else None
+        result = build_warehouse(settings, target, args.full_refresh, args.select, dbt_vars)
+        print(f"dbt build on {target}: ok in {result.seconds:.1f}s")
+    elif args.command == "parse":
+        print(dbt_runner.parse(settings))
+    elif args.command == "enrich":
+        from warehouse.enrich import main as enrich_main
+
+        return enrich_main()
+    elif args.command == "load-postgres":
+        from warehouse.load_postgres import load_lake
+
+        report = load_lake(settings.lake_dir)
+        print(
+            f"loaded {len(report.loaded)} partition files, {len(report.unchanged)} unchanged, "
+            f"{len(report.removed)} removed"
+        )
+    elif args.command == "publish":
+        from warehouse.publish import publish_duckdb
+
+        print(publish_duckdb(settings.duckdb_path))
+    return 0

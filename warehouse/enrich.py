@@ -1,0 +1,132 @@
+"""Comment sentiment for survey responses, computed in Python (VADER does not run in SQL).
+
+Reads each landed survey partition ``<lake>/raw/surveys/responses/<partition>.parquet`` and
+writes ``<lake>/enriched/survey_sentiment/<partition>.parquet`` with one row per response that
+has a comment: ``response_id``, ``comment_sentiment`` (VADER compound, -1..1) and
+``comment_sentiment_label``, plus the lineage dbt deduplicates on. A partition whose output is
+newer than its input is skipped; an output whose input is gone is removed.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+# The labels' thresholds are VADER's conventional ones; dbt_project.yml repeats them as vars.
+POSITIVE_MIN = 0.05
+NEGATIVE_MAX = -0.05
+
+OUTPUT_SCHEMA = pa.schema(
+    [
+        pa.field("response_id", pa.string()),
+        pa.field("comment_sentiment", pa.float64()),
+        pa.field("comment_sentiment_label", pa.string()),
+        pa.field("_source_file", pa.string()),
+        pa.field("_interval_end", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class EnrichResult:
+    written: tuple[Path, ...]
+    skipped: tuple[Path, ...]
+    removed: tuple[Path, ...]
+
+
+def sentiment_label(compound: float) -> str:
+    if compound >= POSITIVE_MIN:
+        return "positive"
+    if compound <= NEGATIVE_MAX:
+        return "negative"
+    return "neutral"
+
+
+def score_partition(source: Path, analyzer=None) -> pa.Table:
+    """The sentiment rows of one survey partition (responses without a comment are left out)."""
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    analyzer = analyzer or SentimentIntensityAnalyzer()
+    wanted = ["response_id", "comment", "_interval_end"]
+    present = set(pq.read_schema(source).names)
+    table = pq.read_table(source, columns=[name for name in wanted if name in present])
+    rows = table.to_pylist()
+    out = []
+    for row in rows:
+        comment = (row.get("comment") or "").strip()
+        if not comment or row.get("response_id") is None:
+            continue
+        compound = float(analyzer.polarity_scores(comment)["compound"])
+        out.append(
+            {
+                "response_id": row["response_id"],
+                "comment_sentiment": compound,
+                "comment_sentiment_label": sentiment_label(compound),
+                "_source_file": source.name,
+                "_interval_end": row.get("_interval_end"),
+            }
+        )
+    return pa.Table.from_pylist(out, schema=OUTPUT_SCHEMA)
+
+
+def _write_atomic(table: pa.Table, final: Path) -> None:
+    final.parent.mkdir(parents=True, exist_ok=True)
+    handle = tempfile.NamedTemporaryFile(
+        dir=final.parent, prefix=".tmp-", suffix=".parquet", delete=False
+    )
+    handle.close()
+    try:
+        pq.write_table(table, handle.name)
+        os.chmod(handle.name, 0o644)  # NamedTemporaryFile makes 0600; readers need more
+        os.replace(handle.name, final)
+    except BaseException:
+        Path(handle.name).unlink(missing_ok=True)
+        raise
+
+
+def enrich_survey_sentiment(lake_dir: Path, force: bool = False) -> EnrichResult:
+    """Score every survey partition under ``lake_dir`` whose output is missing or stale."""
+    source_dir = lake_dir / "raw" / "surveys" / "responses"
+    target_dir = lake_dir / "enriched" / "survey_sentiment"
+    sources = sorted(source_dir.glob("interval=*.parquet")) if source_dir.is_dir() else []
+    written, skipped = [], []
+    analyzer = None
+    for source in sources:
+        target = target_dir / source.name
+        if not force and target.exists() and target.stat().st_mtime >= source.stat().st_mtime:
+            skipped.append(target)
+            continue
+        if analyzer is None:
+            from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+            analyzer = SentimentIntensityAnalyzer()
+        _write_atomic(score_partition(source, analyzer), target)
+        written.append(target)
+    names = {source.name for source in sources}
+    removed = []
+    if target_dir.is_dir():
+        for stale in target_dir.glob("interval=*.parquet"):
+            if stale.name not in names:
+                stale.unlink()
+                removed.append(stale)
+    return EnrichResult(tuple(written), tuple(skipped), tuple(removed))
+
+
+def main() -> int:
+    from config import load_settings
+
+    result = enrich_survey_sentiment(load_settings().lake_dir)
+    print(
+        f"survey sentiment: {len(result.written)} written, {len(result.skipped)} up to date, "
+        f"{len(result.removed)} removed"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
