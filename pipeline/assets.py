@@ -19,3 +19,10 @@ def raw_asset(table: Table) -> Asset:
 
 
 RAW_ASSETS = {table.qualified_name: raw_asset(table) for table in TABLES}
+
+# The marts that later stages read: scoring reads the features, exports read customer_360.
+MART_NAMES = ("customer_360", "member_features_pit", "dim_members", "fct_survey_responses")
+MART_ASSETS = {
+    name: Asset(name=f"warehouse.{name}", uri=f"warehouse://marts/{name}", group="warehouse")
+    for name in MART_NAMES
+}

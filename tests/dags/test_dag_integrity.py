@@ -26,6 +26,7 @@ EXPECTED_TASKS = {
     "ingest_surveys": {"responses.extract", "responses.validate", "responses.publish"},
     "ingest_calls": {"contacts.extract", "contacts.validate", "contacts.publish"},
 }
+WAREHOUSE_TASKS = ["prepare_sources", "dbt_build", "publish"]
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +64,15 @@ def test_expected_graph(dagbag, dag_id):
         assert [o.name for o in publish.outlets] == [
             f"raw.{dag_id.removeprefix('ingest_')}.{group}"
         ]
+
+
+def test_warehouse_graph_is_a_chain_emitting_the_marts(dagbag):
+    dag = dagbag.dags["build_warehouse"]
+    assert sorted(dag.task_ids) == sorted(WAREHOUSE_TASKS)
+    for upstream, downstream in zip(WAREHOUSE_TASKS, WAREHOUSE_TASKS[1:], strict=False):
+        assert dag.get_task(downstream).upstream_task_ids == {upstream}
+    outlets = {o.name for o in dag.get_task("publish").outlets}
+    assert "warehouse.customer_360" in outlets
 
 
 @pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.stem)

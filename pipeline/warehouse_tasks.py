@@ -1,0 +1,30 @@
+"""The Python steps of the warehouse DAG around dbt: comment sentiment and the PostgreSQL raw
+load before, publishing the read-only copy after."""
+
+from __future__ import annotations
+
+from config import load_settings
+
+
+def prepare_sources() -> dict:
+    """Score comment sentiment into the lake; on PostgreSQL also copy the lake into ``raw``."""
+    from warehouse.enrich import enrich_survey_sentiment
+
+    settings = load_settings()
+    result = {"sentiment": str(enrich_survey_sentiment(settings.lake_dir))}
+    if settings.warehouse_target == "postgres":
+        from warehouse.load_postgres import load_lake
+
+        report = load_lake(settings.lake_dir)
+        result["postgres_loaded_files"] = len(report.loaded)
+    return result
+
+
+def publish() -> str:
+    """Publish the read-only copy analysts query while the next build writes (DuckDB)."""
+    settings = load_settings()
+    if settings.warehouse_target != "duckdb":
+        return "postgres: readers use the live schema"
+    from warehouse.publish import publish_duckdb
+
+    return str(publish_duckdb(settings.duckdb_path))
