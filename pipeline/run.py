@@ -166,6 +166,9 @@ def run(settings: Settings, only: str | None = None) -> dict:
         dag_id = INGESTION_DAGS[source]
         print(f"==> {dag_id}", flush=True)
         timings[dag_id] = run_dag(dag_id, logical_date)
+    if only != "ingest":
+        print("==> build_warehouse", flush=True)
+        timings["build_warehouse"] = run_dag("build_warehouse", logical_date)
     report = landing_report(settings, logical_date)
     return {"timings": timings, "landings": report}
 
@@ -178,6 +181,7 @@ def print_report(result: dict) -> None:
     for row in result["landings"]:
         if row["quarantine"] != "-":
             print(f"  quarantine: {row['quarantine']}")
+    print("\nWarehouse (read-only copy for analysts): data/warehouse/published/cx.duckdb")
     print("\nSeconds per step: " + ", ".join(f"{k} {v:.1f}" for k, v in result["timings"].items()))
 
 

@@ -1,0 +1,308 @@
+"""Training data: the point-in-time feature table at rolling-origin cutoffs, with labels.
+
+The warehouse's ``member_features_pit`` holds one row per member per cutoff built only from data
+dated before the cutoff. Training uses several cutoffs (a rolling origin, so the model sees more
+than one season); the latest cutoff whose label window is complete is the temporal holdout, and a
+training cutoff is used only when its own label window ends by the holdout cutoff, so no training
+label peeks at the holdout period.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ml import labels as labels_mod
+
+# Everything the models may see: the point-in-time features shared by member_features_pit and
+# customer_360 (ids, dates and is_closed excluded: closed members are not scored).
+FEATURE_COLUMNS: tuple[str, ...] = (
+    "tenure_days",
+    "days_since_last_transaction",
+    "transactions_30d",
+    "spend_30d",
+    "transactions_90d",
+    "spend_90d",
+    "transactions_365d",
+    "spend_365d",
+    "transactions_30d_change",
+    "spend_30d_change",
+    "spend_90d_change",
+    "points_balance",
+    "store_share_365d",
+    "online_share_365d",
+    "app_share_365d",
+    "survey_responses_total",
+    "latest_nps_score",
+    "nps_score_change",
+    "latest_csat_score",
+    "csat_score_change",
+    "latest_ces_score",
+    "ces_score_change",
+    "latest_engagement_index",
+    "engagement_index_change",
+    "negative_moments_30d",
+    "positive_moments_30d",
+    "negative_moments_90d",
+    "positive_moments_90d",
+    "calls_90d",
+    "unresolved_calls_90d",
+    "escalated_calls_90d",
+    "repeat_contacts_90d",
+    "avg_queue_seconds_90d",
+)
+# Survey answers are what define the segment label, and most members never answer; the segment
+# model predicts everyone's segment from behaviour and contacts alone.
+SURVEY_COLUMNS: frozenset[str] = frozenset(
+    c for c in FEATURE_COLUMNS if c.startswith(("latest_", "survey_")) or "score_change" in c
+) | {"engagement_index_change"}
+SEGMENT_FEATURE_COLUMNS: tuple[str, ...] = tuple(
+    c for c in FEATURE_COLUMNS if c not in SURVEY_COLUMNS
+)
+
+
+class InsufficientHistoryError(ValueError):
+    """The warehouse holds too little history for a training cutoff plus a holdout cutoff."""
+
+
+@dataclass(frozen=True)
+class WarehouseData:
+    """The warehouse tables training needs, read once and then handled as plain frames."""
+
+    pit: pd.DataFrame
+    purchases: pd.DataFrame
+    members: pd.DataFrame
+    responses: pd.DataFrame
+    first_data_date: date
+    last_data_date: date
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """Frames for both models, split by time (churn) and by time and member (segment)."""
+
+    churn_train: pd.DataFrame
+    churn_holdout: pd.DataFrame
+    segment_train: pd.DataFrame
+    segment_test: pd.DataFrame
+    train_cutoffs: tuple[date, ...]
+    holdout_cutoff: date
+    first_data_date: date
+    last_data_date: date
+    horizon_days: int
+
+
+def read_warehouse(duckdb_path: Path) -> WarehouseData:
+    """Read the feature table and the facts behind the labels (read-only, connection closed)."""
+    import duckdb
+
+    if not Path(duckdb_path).exists():
+        raise FileNotFoundError(
+            f"no warehouse at {duckdb_path}: build it first with `python -m warehouse build`"
+        )
+    with duckdb.connect(str(duckdb_path), read_only=True) as con:
+        pit = con.execute("select * from member_features_pit").fetchdf()
+        purchases = con.execute(
+            "select member_id, occurred_date, amount from fct_transactions where amount > 0"
+        ).fetchdf()
+        members = con.execute("select member_id, enrolled_at, closed_at from dim_members").fetchdf()
+        items = ", ".join(labels_mod.EMOTION_ITEMS)
+        responses = con.execute(
+            "select member_id, submitted_at, survey_type, nps_score, "
+            f"{items} from fct_survey_responses where member_id is not null"
+        ).fetchdf()
+        first, last = con.execute(
+            "select min(activity_date), max(activity_date) from fct_member_daily"
+        ).fetchone()
+    return WarehouseData(pit, purchases, members, responses, first, last)
+
+
+def choose_cutoffs(
+    available: Sequence[date],
+    first_data_date: date,
+    last_data_date: date,
+    horizon_days: int = 90,
+    activity_days: int = 180,
+    n_train_cutoffs: int = 6,
+) -> tuple[tuple[date, ...], date]:
+    """Pick the training cutoffs and the temporal holdout cutoff.
+
+    The holdout is the latest cutoff whose label window is complete. Training cutoffs need a full
+    activity window before them (so "active" means the same thing everywhere) and a label window
+    that ends by the holdout cutoff. Raises ``InsufficientHistoryError`` saying how much is needed.
+    """
+    needed = activity_days + 2 * horizon_days
+    have = (last_data_date - first_data_date).days + 1
+    complete = sorted(
+        c
+        for c in available
+        if labels_mod.label_window_complete(c, last_data_date, horizon_days)
+        and c >= first_data_date + timedelta(days=activity_days)
+    )
+    if not complete:
+        raise InsufficientHistoryError(
+            f"history of {have} days ({first_data_date} to {last_data_date}) is too short: a "
+            f"{horizon_days}-day churn label needs at least {activity_days + horizon_days} days "
+            f"(a {activity_days}-day activity window plus the label window), and training plus a "
+            f"holdout need about {needed} days"
+        )
+    holdout = complete[-1]
+    train = [c for c in complete if c + timedelta(days=horizon_days) <= holdout]
+    if not train:
+        raise InsufficientHistoryError(
+            f"history of {have} days ({first_data_date} to {last_data_date}) leaves no training "
+            f"cutoff before the holdout {holdout}: need at least {needed} days ({activity_days} "
+            f"days of activity, a {horizon_days}-day training label window and a "
+            f"{horizon_days}-day holdout window)"
+        )
+    return tuple(train[-n_train_cutoffs:]), holdout
+
+
+class FeatureColumnError(KeyError):
+    """A feature column is missing or not numeric; the message names it."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+def to_model_frame(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """The model input: the named columns as float64 (nulls as NaN), in a fixed order.
+
+    One numeric type keeps the MLflow signature simple and makes DECIMAL/BIGINT/NULL mixes from
+    the warehouse behave the same at training and scoring. A missing or non-numeric column raises
+    ``FeatureColumnError`` naming it, rather than a shape error deep inside the model.
+    """
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise FeatureColumnError(f"feature frame is missing column(s): {', '.join(missing)}")
+    out = {}
+    for column in columns:
+        values = frame[column]
+        if values.dtype == object or pd.api.types.is_string_dtype(values.dtype):
+            converted = pd.to_numeric(values, errors="coerce")
+            if converted.notna().sum() < values.notna().sum():
+                raise FeatureColumnError(
+                    f"feature column {column!r} has type {values.dtype}, expected a number"
+                )
+            values = converted
+        out[column] = values.astype("float64")
+    return pd.DataFrame(out, index=frame.index)
+
+
+# Derived from the point-in-time columns (so customer_360 yields them too): recency only means
+# something relative to how often a member usually buys.
+DERIVED_COLUMNS: tuple[str, ...] = ("purchase_rate_per_day", "recency_x_rate", "rate_90_vs_365")
+
+
+def add_derived(features: pd.DataFrame) -> pd.DataFrame:
+    """Add purchase rate and rate-relative recency to a ``to_model_frame`` output."""
+    out = features.copy()
+    observed_days = np.clip(out["tenure_days"], 30, 365)
+    rate = out["transactions_365d"] / observed_days
+    out["purchase_rate_per_day"] = rate
+    out["recency_x_rate"] = out["days_since_last_transaction"] * rate
+    out["rate_90_vs_365"] = (out["transactions_90d"] / 90.0) / (rate + 1e-3)
+    return out
+
+
+def churn_model_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """The churn model's input columns: every feature plus the derived ones."""
+    return add_derived(to_model_frame(frame, FEATURE_COLUMNS))
+
+
+def segment_model_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """The segment model's input: behaviour and contact features plus the derived ones."""
+    return add_derived(to_model_frame(frame, SEGMENT_FEATURE_COLUMNS))
+
+
+def holdout_members(member_ids: pd.Series, share: float, seed: int) -> pd.Series:
+    """A stable, seeded ``share`` of members held out of segment training (hash, not order)."""
+
+    def bucket(member_id: str) -> float:
+        digest = hashlib.sha256(f"{seed}:{member_id}".encode()).hexdigest()
+        return int(digest[:8], 16) / 0xFFFFFFFF
+
+    return member_ids.map(bucket) < share
+
+
+def build_training_data(
+    data: WarehouseData,
+    horizon_days: int = 90,
+    n_train_cutoffs: int = 6,
+    activity_days: int = 180,
+    segment_test_share: float = 0.3,
+    seed: int = 42,
+) -> TrainingData:
+    """Join labels to point-in-time features at the chosen cutoffs."""
+    pit = data.pit.copy()
+    pit["cutoff_date"] = pd.to_datetime(pit["cutoff_date"]).dt.date
+    available = sorted(pit["cutoff_date"].unique())
+    train_cutoffs, holdout = choose_cutoffs(
+        available, data.first_data_date, data.last_data_date, horizon_days, activity_days,
+        n_train_cutoffs,
+    )
+    cutoffs = [*train_cutoffs, holdout]
+    churn = labels_mod.churn_labels(
+        data.purchases, data.members, cutoffs, data.last_data_date, horizon_days, activity_days
+    )
+    churn = churn.merge(pit, on=["member_id", "cutoff_date"], how="inner")
+    churn = churn[~churn["is_closed"].fillna(False).astype(bool)]
+    segments = labels_mod.segment_labels(data.responses, cutoffs)
+    segments = segments.merge(pit, on=["member_id", "cutoff_date"], how="inner")
+    segments = segments[~segments["is_closed"].fillna(False).astype(bool)]
+    held = holdout_members(segments["member_id"], segment_test_share, seed)
+    in_train = segments["cutoff_date"].isin(train_cutoffs)
+    return TrainingData(
+        churn_train=churn[churn["cutoff_date"].isin(train_cutoffs)].reset_index(drop=True),
+        churn_holdout=churn[churn["cutoff_date"] == holdout].reset_index(drop=True),
+        segment_train=segments[in_train & ~held].reset_index(drop=True),
+        segment_test=segments[(segments["cutoff_date"] == holdout) & held].reset_index(
+            drop=True
+        ),
+        train_cutoffs=tuple(train_cutoffs),
+        holdout_cutoff=holdout,
+        first_data_date=data.first_data_date,
+        last_data_date=data.last_data_date,
+        horizon_days=horizon_days,
+    )
+
+
+def describe(training: TrainingData) -> dict[str, object]:
+    """Sizes and dates, for logs and the model card."""
+    return {
+        "train_cutoffs": [str(c) for c in training.train_cutoffs],
+        "holdout_cutoff": str(training.holdout_cutoff),
+        "data_range": f"{training.first_data_date} to {training.last_data_date}",
+        "churn_train_rows": len(training.churn_train),
+        "churn_holdout_rows": len(training.churn_holdout),
+        "churn_train_rate": float(np.mean(training.churn_train["churned"]))
+        if len(training.churn_train)
+        else float("nan"),
+        "segment_train_rows": len(training.segment_train),
+        "segment_test_rows": len(training.segment_test),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print what training would use: ``python -m ml.features``."""
+    from config import load_settings
+
+    parser = argparse.ArgumentParser(prog="python -m ml.features", description=__doc__)
+    parser.add_argument("--horizon-days", type=int, default=90)
+    args = parser.parse_args(argv)
+    settings = load_settings()
+    training = build_training_data(read_warehouse(settings.duckdb_path), args.horizon_days)
+    for key, value in describe(training).items():
+        print(f"{key}: {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

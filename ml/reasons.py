@@ -1,0 +1,128 @@
+"""Plain-word reasons per member: the top three risk-raising facts, negative moments first.
+
+Method (kept simple so a marketer can check it): each reason code watches one feature. A code
+fires when the member's value sits on the risk-raising side of the typical member (the median of
+today's scored population) and passes a floor (e.g. at least one unresolved call). Fired codes
+are ranked by the feature's permutation importance times how far out the member is (percentile
+distance from the median), except that negative moments always come first: per negativity bias
+one bad experience weighs more than a good one, and it is the reason someone can act on quickly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class ReasonCode:
+    """One reason: the feature it watches, when it fires, and how it reads."""
+
+    feature: str
+    fires: Callable[[pd.Series, float], bool]
+    words: Callable[[pd.Series], str]
+    negative_moment: bool = False
+
+
+def _n(row: pd.Series, column: str) -> int:
+    return int(row[column])
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def _few_purchases(count: int) -> str:
+    if count == 0:
+        return "no purchase in the last 90 days"
+    return f"only {_plural(count, 'purchase')} in the last 90 days"
+
+
+REASON_CODES: tuple[ReasonCode, ...] = (
+    ReasonCode("negative_moments_30d", lambda r, m: r["negative_moments_30d"] >= 1,
+               lambda r: f"{_plural(_n(r, 'negative_moments_30d'), 'negative experience')} "
+               "in the last 30 days", True),
+    ReasonCode("unresolved_calls_90d", lambda r, m: r["unresolved_calls_90d"] >= 1,
+               lambda r: f"{_plural(_n(r, 'unresolved_calls_90d'), 'unresolved call')} "
+               "in the last 90 days", True),
+    ReasonCode("escalated_calls_90d", lambda r, m: r["escalated_calls_90d"] >= 1,
+               lambda r: f"{_plural(_n(r, 'escalated_calls_90d'), 'escalated call')} "
+               "in the last 90 days", True),
+    ReasonCode("repeat_contacts_90d", lambda r, m: r["repeat_contacts_90d"] >= 1,
+               lambda r: f"called back {_plural(_n(r, 'repeat_contacts_90d'), 'time')} about "
+               "the same issue in the last 90 days", True),
+    ReasonCode("nps_score_change", lambda r, m: r["nps_score_change"] <= -2,
+               lambda r: f"NPS fell from {_n(r, 'latest_nps_score') - _n(r, 'nps_score_change')}"
+               f" to {_n(r, 'latest_nps_score')}", True),
+    ReasonCode("latest_nps_score", lambda r, m: r["latest_nps_score"] <= 6,
+               lambda r: f"last NPS answer was {_n(r, 'latest_nps_score')} (a detractor)", True),
+    ReasonCode("ces_score_change", lambda r, m: r["ces_score_change"] <= -2,
+               lambda r: f"ease of getting help fell from "
+               f"{_n(r, 'latest_ces_score') - _n(r, 'ces_score_change')} to "
+               f"{_n(r, 'latest_ces_score')} (of 7)", True),
+    ReasonCode("negative_moments_90d", lambda r, m: r["negative_moments_90d"] >= 2,
+               lambda r: f"{_plural(_n(r, 'negative_moments_90d'), 'negative experience')} "
+               "in the last 90 days", True),
+    ReasonCode("avg_queue_seconds_90d", lambda r, m: r["avg_queue_seconds_90d"] >= 600,
+               lambda r: f"waited {int(r['avg_queue_seconds_90d'] // 60)} minutes on average "
+               "in the call queue", True),
+    ReasonCode("days_since_last_transaction", lambda r, m: r["days_since_last_transaction"] > m,
+               lambda r: f"no purchase in {_n(r, 'days_since_last_transaction')} days"),
+    ReasonCode("recency_x_rate", lambda r, m: r["recency_x_rate"] > max(m, 1.0),
+               lambda r: "quiet for longer than usual: about "
+               f"{r['recency_x_rate']:.0f}x the member's typical gap between purchases"),
+    ReasonCode("transactions_30d_change", lambda r, m: r["transactions_30d_change"] < min(m, 0),
+               lambda r: f"{_plural(_n(r, 'transactions_30d'), 'purchase')} in the last 30 days, "
+               f"down from {_n(r, 'transactions_30d') - _n(r, 'transactions_30d_change')}"),
+    ReasonCode("spend_90d_change", lambda r, m: r["spend_90d_change"] < min(m, 0),
+               lambda r: f"spent {abs(r['spend_90d_change']):.0f} less in the last 90 days than "
+               "in the 90 days before"),
+    ReasonCode("transactions_90d", lambda r, m: r["transactions_90d"] < m,
+               lambda r: _few_purchases(_n(r, "transactions_90d"))),
+    ReasonCode("engagement_index_change", lambda r, m: r["engagement_index_change"] <= -10,
+               lambda r: f"engagement index fell by {abs(r['engagement_index_change']):.0f} "
+               "points"),
+)
+
+
+def _percentile_distance(values: pd.Series) -> pd.Series:
+    """How far each value is from the median, as |percentile - 0.5| (0 to 0.5)."""
+    return (values.rank(pct=True) - 0.5).abs().fillna(0.0)
+
+
+def top_reasons(
+    features: pd.DataFrame, importance: pd.DataFrame | None = None, k: int = 3
+) -> list[list[str]]:
+    """Up to ``k`` reasons per row of ``features`` (the churn model frame), in rank order.
+
+    ``importance`` has ``feature, importance`` (permutation importance from training); without
+    it every code weighs the same.
+    """
+    weights = {}
+    if importance is not None and len(importance):
+        weights = dict(zip(importance["feature"], np.clip(importance["importance"], 0, None),
+                           strict=False))
+    codes = [c for c in REASON_CODES if c.feature in features.columns]
+    medians = {c.feature: float(features[c.feature].median()) for c in codes}
+    distance = {c.feature: _percentile_distance(features[c.feature]) for c in codes}
+    out: list[list[str]] = []
+    for index, row in features.iterrows():
+        fired = []
+        for code in codes:
+            value = row[code.feature]
+            if pd.isna(value) or not code.fires(row, medians[code.feature]):
+                continue
+            if code.feature in ("nps_score_change", "latest_nps_score") and pd.isna(
+                row.get("latest_nps_score")
+            ):
+                continue
+            strength = (weights.get(code.feature, 0.0) + 1e-3) * (
+                distance[code.feature].loc[index] + 1e-3
+            )
+            fired.append((not code.negative_moment, -strength, code.words(row)))
+        fired.sort(key=lambda item: (item[0], item[1]))
+        out.append([words for _, _, words in fired[:k]])
+    return out

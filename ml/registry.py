@@ -1,0 +1,110 @@
+"""Registering models and promoting them with aliases (``champion``, ``challenger``), never stages.
+
+The gate: a new version becomes ``champion`` only if it beats the current champion *on the same
+holdout* (the champion is re-scored on today's holdout, not trusted from its own old run) by a
+margin. With no champion yet, it must beat the baseline (recency rule or majority class) by the
+same margin. Anything else becomes ``challenger``, kept for comparison and rollback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+DEFAULT_MARGIN = 0.005
+
+
+@dataclass(frozen=True)
+class PromotionDecision:
+    """Which alias the candidate gets and why, in words for the run log and model card."""
+
+    alias: str
+    reason: str
+
+
+def decide_promotion(
+    candidate: float,
+    champion: float | None,
+    baseline: float,
+    margin: float = DEFAULT_MARGIN,
+    metric: str = "metric",
+) -> PromotionDecision:
+    """Pure gate. A tie (or a gain below ``margin``) keeps the incumbent: churn in the champion
+    costs marketers a change of lists for no measured gain."""
+    if champion is None:
+        if candidate >= baseline + margin:
+            return PromotionDecision(
+                CHAMPION,
+                f"no champion yet; {metric} {candidate:.4f} beats the baseline {baseline:.4f} "
+                f"by at least {margin}",
+            )
+        return PromotionDecision(
+            CHALLENGER,
+            f"no champion yet, but {metric} {candidate:.4f} does not beat the baseline "
+            f"{baseline:.4f} by {margin}",
+        )
+    if candidate >= champion + margin:
+        return PromotionDecision(
+            CHAMPION,
+            f"{metric} {candidate:.4f} beats the champion's {champion:.4f} on the same holdout "
+            f"by at least {margin}",
+        )
+    return PromotionDecision(
+        CHALLENGER,
+        f"{metric} {candidate:.4f} does not beat the champion's {champion:.4f} on the same "
+        f"holdout by {margin}",
+    )
+
+
+def champion_version(client, name: str):
+    """The model version behind ``@champion``, or None when there is none (or no model yet)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        return None
+
+
+def champion_score(name: str, score: Callable[[object], float]) -> float | None:
+    """Load ``models:/<name>@champion`` and score it on the caller's holdout, or None.
+
+    A champion that cannot be scored on today's holdout (say the feature set changed) counts as
+    absent only for comparison purposes; the caller then falls back to the baseline gate.
+    """
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        model = mlflow.sklearn.load_model(f"models:/{name}@{CHAMPION}")
+    except MlflowException:
+        return None
+    try:
+        return float(score(model))
+    except (KeyError, ValueError) as error:
+        print(f"warning: champion of {name} cannot be scored on this holdout: {error}")
+        return None
+
+
+def register_and_promote(
+    client,
+    name: str,
+    model_uri: str,
+    run_id: str,
+    candidate: float,
+    baseline: float,
+    champion: float | None,
+    margin: float = DEFAULT_MARGIN,
+    metric: str = "metric",
+) -> tuple[str, PromotionDecision]:
+    """Register ``model_uri`` as a new version of ``name`` and set the alias the gate chooses."""
+    import mlflow
+
+    version = mlflow.register_model(model_uri, name, tags={"run_id": run_id})
+    decision = decide_promotion(candidate, champion, baseline, margin, metric)
+    client.set_registered_model_alias(name, decision.alias, version.version)
+    client.set_model_version_tag(name, version.version, "promotion_reason", decision.reason)
+    client.set_model_version_tag(name, version.version, metric, f"{candidate:.6f}")
+    return str(version.version), decision

@@ -1,0 +1,108 @@
+"""Scoring without MLflow: signature enforcement, reproducibility, reasons, drift, transitions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ml import features, monitor, reasons
+from ml import pipeline as pipelines
+from ml.score import Champion, SignatureError, enforce_signature, risk_band, score_frame
+
+
+def _champions(synthetic, seed=7):
+    data, _ = synthetic
+    training = features.build_training_data(data, n_train_cutoffs=3, seed=seed)
+    x = features.churn_model_frame(training.churn_train)
+    churn = pipelines.build_churn_model(seed).fit(x, training.churn_train["churned"])
+    xs = features.segment_model_frame(training.segment_train)
+    segment = pipelines.build_segment_model(seed).fit(xs, training.segment_train["segment"])
+    return (Champion("cx_churn", churn, "1", "r1", {c: "double" for c in x.columns}),
+            Champion("cx_segment", segment, "1", "r2", {c: "double" for c in xs.columns}))
+
+
+@pytest.fixture(scope="module")
+def champions(synthetic):
+    return _champions(synthetic)
+
+
+def test_scores_every_member_with_bands_and_reasons(synthetic, champions):
+    _, current = synthetic
+    scores = score_frame(current, *champions)
+    assert len(scores) == len(current)
+    assert scores["churn_probability"].between(0, 1).all()
+    assert set(scores["risk_band"]) <= {"high", "medium", "low"}
+    assert set(scores["predicted_segment"]) <= {"Engaged", "Swing", "Disengaged"}
+    assert scores["reason_1"].notna().mean() > 0.5
+
+
+def test_missing_column_fails_naming_it(synthetic, champions):
+    _, current = synthetic
+    with pytest.raises(SignatureError, match="unresolved_calls_90d"):
+        score_frame(current.drop(columns=["unresolved_calls_90d"]), *champions)
+
+
+def test_mistyped_column_fails_naming_it(synthetic, champions):
+    _, current = synthetic
+    with pytest.raises(SignatureError, match="'calls_90d' has type"):
+        score_frame(current.assign(calls_90d="several"), *champions)
+
+
+def test_signature_check_on_model_input():
+    inputs = {"a": "double", "b": "double"}
+    enforce_signature(pd.DataFrame({"a": [1.0], "b": [2]}), inputs, "m")  # int stands in
+    with pytest.raises(SignatureError, match="'b' is missing"):
+        enforce_signature(pd.DataFrame({"a": [1.0]}), inputs, "m")
+    with pytest.raises(SignatureError, match="'b' has type str"):
+        enforce_signature(pd.DataFrame({"a": [1.0], "b": ["x"]}), inputs, "m")
+
+
+def test_same_data_and_seed_give_same_scores(synthetic, champions):
+    _, current = synthetic
+    first = score_frame(current, *champions)
+    second = score_frame(current, *_champions(synthetic))
+    pd.testing.assert_frame_equal(first, second)
+
+
+def test_risk_bands_follow_thresholds():
+    assert list(risk_band(np.array([0.1, 0.3, 0.6]), 0.5, 0.25)) == ["low", "medium", "high"]
+    assert list(risk_band(np.array([0.3]), 0.5, 0.35)) == ["low"]
+
+
+def test_negative_moments_come_first_in_reasons():
+    frame = pd.DataFrame({
+        "days_since_last_transaction": [200.0, 5.0, 10.0],
+        "unresolved_calls_90d": [2.0, 0.0, 0.0],
+        "negative_moments_30d": [0.0, 0.0, 0.0],
+        "transactions_90d": [0.0, 9.0, 8.0],
+    })
+    importance = pd.DataFrame({"feature": ["days_since_last_transaction", "unresolved_calls_90d"],
+                               "importance": [0.2, 0.001]})
+    out = reasons.top_reasons(frame, importance)
+    assert out[0][0] == "2 unresolved calls in the last 90 days"
+    assert "no purchase in 200 days" in out[0]
+    assert out[1] == []
+
+
+def test_psi_is_zero_for_same_distribution_and_large_for_a_shift():
+    rng = np.random.default_rng(0)
+    reference = rng.normal(0, 1, 5000)
+    edges = monitor.bin_edges(reference)
+    same = monitor.psi(monitor.proportions(reference, edges),
+                       monitor.proportions(rng.normal(0, 1, 5000), edges))
+    shifted = monitor.psi(monitor.proportions(reference, edges),
+                          monitor.proportions(rng.normal(1, 1, 5000), edges))
+    assert same < 0.02
+    assert shifted > monitor.PSI_THRESHOLD
+
+
+def test_segment_transitions_only_record_changes():
+    previous = pd.DataFrame({"member_id": ["a", "b", "c"],
+                             "predicted_segment": ["Engaged", "Swing", "Swing"]})
+    current = pd.DataFrame({"member_id": ["a", "b", "d"],
+                            "predicted_segment": ["Engaged", "Disengaged", "Swing"],
+                            "score_date": ["2026-07-01"] * 3})
+    out = monitor.segment_transitions(previous, current)
+    assert out.to_dict("records") == [{"member_id": "b", "from_segment": "Swing",
+                                       "to_segment": "Disengaged", "score_date": "2026-07-01"}]
