@@ -8,8 +8,12 @@ import sys
 def main(argv: list[str] | None = None) -> int:
     """Dispatch to the stage's own ``main()``."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"train": "ml.train", "score": "ml.score", "monitor": "ml.monitor",
-                "features": "ml.features"}
+    commands = {
+        "train": "ml.train",
+        "score": "ml.score",
+        "monitor": "ml.monitor",
+        "features": "ml.features",
+    }
     if not argv or argv[0] not in commands:
         print("usage: python -m ml {train|score|monitor|features} [options]", file=sys.stderr)
         return 2

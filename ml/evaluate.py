@@ -82,7 +82,12 @@ def importances(
     know which side of the median raises risk.
     """
     result = permutation_importance(
-        model, features, target, scoring=scoring, n_repeats=n_repeats, random_state=seed,
+        model,
+        features,
+        target,
+        scoring=scoring,
+        n_repeats=n_repeats,
+        random_state=seed,
         n_jobs=1,
     )
     frame = pd.DataFrame(

@@ -245,7 +245,11 @@ def build_training_data(
     pit["cutoff_date"] = pd.to_datetime(pit["cutoff_date"]).dt.date
     available = sorted(pit["cutoff_date"].unique())
     train_cutoffs, holdout = choose_cutoffs(
-        available, data.first_data_date, data.last_data_date, horizon_days, activity_days,
+        available,
+        data.first_data_date,
+        data.last_data_date,
+        horizon_days,
+        activity_days,
         n_train_cutoffs,
     )
     cutoffs = [*train_cutoffs, holdout]
@@ -263,9 +267,7 @@ def build_training_data(
         churn_train=churn[churn["cutoff_date"].isin(train_cutoffs)].reset_index(drop=True),
         churn_holdout=churn[churn["cutoff_date"] == holdout].reset_index(drop=True),
         segment_train=segments[in_train & ~held].reset_index(drop=True),
-        segment_test=segments[(segments["cutoff_date"] == holdout) & held].reset_index(
-            drop=True
-        ),
+        segment_test=segments[(segments["cutoff_date"] == holdout) & held].reset_index(drop=True),
         train_cutoffs=tuple(train_cutoffs),
         holdout_cutoff=holdout,
         first_data_date=data.first_data_date,

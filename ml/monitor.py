@@ -114,8 +114,10 @@ def record(con, drift_rows: pd.DataFrame, score_date, model_version: str) -> int
     )
     for row in drift_rows.itertuples(index=False):
         if row.is_drift:
-            print(f"warning: PSI of {row.metric} is {row.psi:.3f} (> {PSI_THRESHOLD}) on "
-                  f"{score_date}: the population has shifted since training")
+            print(
+                f"warning: PSI of {row.metric} is {row.psi:.3f} (> {PSI_THRESHOLD}) on "
+                f"{score_date}: the population has shifted since training"
+            )
     frame = drift_rows.assign(score_date=score_date, model_version=model_version)[
         ["score_date", "model_version", "metric", "psi", "is_drift"]
     ]
@@ -149,10 +151,14 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = load_settings()
     with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:
-        print(con.execute(
-            "select * from ml_monitoring where score_date = (select max(score_date) from "
-            "ml_monitoring) order by psi desc"
-        ).fetchdf().to_string())
+        print(
+            con.execute(
+                "select * from ml_monitoring where score_date = (select max(score_date) from "
+                "ml_monitoring) order by psi desc"
+            )
+            .fetchdf()
+            .to_string()
+        )
     return 0
 
 

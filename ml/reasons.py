@@ -42,49 +42,117 @@ def _few_purchases(count: int) -> str:
 
 
 REASON_CODES: tuple[ReasonCode, ...] = (
-    ReasonCode("negative_moments_30d", lambda r, m: r["negative_moments_30d"] >= 1,
-               lambda r: f"{_plural(_n(r, 'negative_moments_30d'), 'negative experience')} "
-               "in the last 30 days", True),
-    ReasonCode("unresolved_calls_90d", lambda r, m: r["unresolved_calls_90d"] >= 1,
-               lambda r: f"{_plural(_n(r, 'unresolved_calls_90d'), 'unresolved call')} "
-               "in the last 90 days", True),
-    ReasonCode("escalated_calls_90d", lambda r, m: r["escalated_calls_90d"] >= 1,
-               lambda r: f"{_plural(_n(r, 'escalated_calls_90d'), 'escalated call')} "
-               "in the last 90 days", True),
-    ReasonCode("repeat_contacts_90d", lambda r, m: r["repeat_contacts_90d"] >= 1,
-               lambda r: f"called back {_plural(_n(r, 'repeat_contacts_90d'), 'time')} about "
-               "the same issue in the last 90 days", True),
-    ReasonCode("nps_score_change", lambda r, m: r["nps_score_change"] <= -2,
-               lambda r: f"NPS fell from {_n(r, 'latest_nps_score') - _n(r, 'nps_score_change')}"
-               f" to {_n(r, 'latest_nps_score')}", True),
-    ReasonCode("latest_nps_score", lambda r, m: r["latest_nps_score"] <= 6,
-               lambda r: f"last NPS answer was {_n(r, 'latest_nps_score')} (a detractor)", True),
-    ReasonCode("ces_score_change", lambda r, m: r["ces_score_change"] <= -2,
-               lambda r: f"ease of getting help fell from "
-               f"{_n(r, 'latest_ces_score') - _n(r, 'ces_score_change')} to "
-               f"{_n(r, 'latest_ces_score')} (of 7)", True),
-    ReasonCode("negative_moments_90d", lambda r, m: r["negative_moments_90d"] >= 2,
-               lambda r: f"{_plural(_n(r, 'negative_moments_90d'), 'negative experience')} "
-               "in the last 90 days", True),
-    ReasonCode("avg_queue_seconds_90d", lambda r, m: r["avg_queue_seconds_90d"] >= 600,
-               lambda r: f"waited {int(r['avg_queue_seconds_90d'] // 60)} minutes on average "
-               "in the call queue", True),
-    ReasonCode("days_since_last_transaction", lambda r, m: r["days_since_last_transaction"] > m,
-               lambda r: f"no purchase in {_n(r, 'days_since_last_transaction')} days"),
-    ReasonCode("recency_x_rate", lambda r, m: r["recency_x_rate"] > max(m, 1.0),
-               lambda r: "quiet for longer than usual: about "
-               f"{r['recency_x_rate']:.0f}x the member's typical gap between purchases"),
-    ReasonCode("transactions_30d_change", lambda r, m: r["transactions_30d_change"] < min(m, 0),
-               lambda r: f"{_plural(_n(r, 'transactions_30d'), 'purchase')} in the last 30 days, "
-               f"down from {_n(r, 'transactions_30d') - _n(r, 'transactions_30d_change')}"),
-    ReasonCode("spend_90d_change", lambda r, m: r["spend_90d_change"] < min(m, 0),
-               lambda r: f"spent {abs(r['spend_90d_change']):.0f} less in the last 90 days than "
-               "in the 90 days before"),
-    ReasonCode("transactions_90d", lambda r, m: r["transactions_90d"] < m,
-               lambda r: _few_purchases(_n(r, "transactions_90d"))),
-    ReasonCode("engagement_index_change", lambda r, m: r["engagement_index_change"] <= -10,
-               lambda r: f"engagement index fell by {abs(r['engagement_index_change']):.0f} "
-               "points"),
+    ReasonCode(
+        "negative_moments_30d",
+        lambda r, m: r["negative_moments_30d"] >= 1,
+        lambda r: (
+            f"{_plural(_n(r, 'negative_moments_30d'), 'negative experience')} in the last 30 days"
+        ),
+        True,
+    ),
+    ReasonCode(
+        "unresolved_calls_90d",
+        lambda r, m: r["unresolved_calls_90d"] >= 1,
+        lambda r: (
+            f"{_plural(_n(r, 'unresolved_calls_90d'), 'unresolved call')} in the last 90 days"
+        ),
+        True,
+    ),
+    ReasonCode(
+        "escalated_calls_90d",
+        lambda r, m: r["escalated_calls_90d"] >= 1,
+        lambda r: f"{_plural(_n(r, 'escalated_calls_90d'), 'escalated call')} in the last 90 days",
+        True,
+    ),
+    ReasonCode(
+        "repeat_contacts_90d",
+        lambda r, m: r["repeat_contacts_90d"] >= 1,
+        lambda r: (
+            f"called back {_plural(_n(r, 'repeat_contacts_90d'), 'time')} about "
+            "the same issue in the last 90 days"
+        ),
+        True,
+    ),
+    ReasonCode(
+        "nps_score_change",
+        lambda r, m: r["nps_score_change"] <= -2,
+        lambda r: (
+            f"NPS fell from {_n(r, 'latest_nps_score') - _n(r, 'nps_score_change')}"
+            f" to {_n(r, 'latest_nps_score')}"
+        ),
+        True,
+    ),
+    ReasonCode(
+        "latest_nps_score",
+        lambda r, m: r["latest_nps_score"] <= 6,
+        lambda r: f"last NPS answer was {_n(r, 'latest_nps_score')} (a detractor)",
+        True,
+    ),
+    ReasonCode(
+        "ces_score_change",
+        lambda r, m: r["ces_score_change"] <= -2,
+        lambda r: (
+            f"ease of getting help fell from "
+            f"{_n(r, 'latest_ces_score') - _n(r, 'ces_score_change')} to "
+            f"{_n(r, 'latest_ces_score')} (of 7)"
+        ),
+        True,
+    ),
+    ReasonCode(
+        "negative_moments_90d",
+        lambda r, m: r["negative_moments_90d"] >= 2,
+        lambda r: (
+            f"{_plural(_n(r, 'negative_moments_90d'), 'negative experience')} in the last 90 days"
+        ),
+        True,
+    ),
+    ReasonCode(
+        "avg_queue_seconds_90d",
+        lambda r, m: r["avg_queue_seconds_90d"] >= 600,
+        lambda r: (
+            f"waited {int(r['avg_queue_seconds_90d'] // 60)} minutes on average in the call queue"
+        ),
+        True,
+    ),
+    ReasonCode(
+        "days_since_last_transaction",
+        lambda r, m: r["days_since_last_transaction"] > m,
+        lambda r: f"no purchase in {_n(r, 'days_since_last_transaction')} days",
+    ),
+    ReasonCode(
+        "recency_x_rate",
+        lambda r, m: r["recency_x_rate"] > max(m, 1.0),
+        lambda r: (
+            "quiet for longer than usual: about "
+            f"{r['recency_x_rate']:.0f}x the member's typical gap between purchases"
+        ),
+    ),
+    ReasonCode(
+        "transactions_30d_change",
+        lambda r, m: r["transactions_30d_change"] < min(m, 0),
+        lambda r: (
+            f"{_plural(_n(r, 'transactions_30d'), 'purchase')} in the last 30 days, "
+            f"down from {_n(r, 'transactions_30d') - _n(r, 'transactions_30d_change')}"
+        ),
+    ),
+    ReasonCode(
+        "spend_90d_change",
+        lambda r, m: r["spend_90d_change"] < min(m, 0),
+        lambda r: (
+            f"spent {abs(r['spend_90d_change']):.0f} less in the last 90 days than "
+            "in the 90 days before"
+        ),
+    ),
+    ReasonCode(
+        "transactions_90d",
+        lambda r, m: r["transactions_90d"] < m,
+        lambda r: _few_purchases(_n(r, "transactions_90d")),
+    ),
+    ReasonCode(
+        "engagement_index_change",
+        lambda r, m: r["engagement_index_change"] <= -10,
+        lambda r: f"engagement index fell by {abs(r['engagement_index_change']):.0f} points",
+    ),
 )
 
 
@@ -103,8 +171,9 @@ def top_reasons(
     """
     weights = {}
     if importance is not None and len(importance):
-        weights = dict(zip(importance["feature"], np.clip(importance["importance"], 0, None),
-                           strict=False))
+        weights = dict(
+            zip(importance["feature"], np.clip(importance["importance"], 0, None), strict=False)
+        )
     codes = [c for c in REASON_CODES if c.feature in features.columns]
     medians = {c.feature: float(features[c.feature].median()) for c in codes}
     distance = {c.feature: _percentile_distance(features[c.feature]) for c in codes}

@@ -50,15 +50,19 @@ def enforce_signature(frame: pd.DataFrame, inputs: dict[str, str], model_name: s
     type cannot be safely used as the logged type (ints may stand in for doubles)."""
     for column, expected in inputs.items():
         if column not in frame.columns:
-            raise SignatureError(f"{model_name}: input column {column!r} is missing "
-                                 f"(the model's signature expects {expected})")
+            raise SignatureError(
+                f"{model_name}: input column {column!r} is missing "
+                f"(the model's signature expects {expected})"
+            )
         kind = frame[column].dtype.kind
         allowed = _NUMERIC_KINDS.get(expected, "")
         if expected in ("double", "float"):
             allowed += "iu"
         if allowed and kind not in allowed:
-            raise SignatureError(f"{model_name}: input column {column!r} has type "
-                                 f"{frame[column].dtype}, the model's signature expects {expected}")
+            raise SignatureError(
+                f"{model_name}: input column {column!r} has type "
+                f"{frame[column].dtype}, the model's signature expects {expected}"
+            )
 
 
 def load_champion(name: str) -> Champion:
@@ -72,12 +76,14 @@ def load_champion(name: str) -> Champion:
     info = get_model_info(uri)
     inputs = {spec.name: str(spec.type) for spec in info.signature.inputs.inputs}
     inputs = {k: v.split(".")[-1].lower() for k, v in inputs.items()}
-    return Champion(name, mlflow.sklearn.load_model(uri), str(version.version),
-                    str(version.run_id), inputs)
+    return Champion(
+        name, mlflow.sklearn.load_model(uri), str(version.version), str(version.run_id), inputs
+    )
 
 
-def risk_band(probability: np.ndarray, high: float = RISK_HIGH, medium: float = RISK_MEDIUM
-              ) -> np.ndarray:
+def risk_band(
+    probability: np.ndarray, high: float = RISK_HIGH, medium: float = RISK_MEDIUM
+) -> np.ndarray:
     """high / medium / low by fixed, configurable thresholds on the calibrated probability."""
     return np.where(probability >= high, "high", np.where(probability >= medium, "medium", "low"))
 
@@ -107,19 +113,21 @@ def score_frame(
     classes = np.asarray(segment.model.classes_, dtype=object)
     top_reasons = reasons.top_reasons(x_churn, importance)
     padded = [r + [None] * (3 - len(r)) for r in top_reasons]
-    return pd.DataFrame({
-        "member_id": members["member_id"].to_numpy(),
-        "churn_probability": probability,
-        # Outside the training population (no purchase in 180 days): already lapsed, the
-        # probability is an extrapolation and programs should treat them as win-back.
-        "is_lapsed": ~(x_churn["days_since_last_transaction"] <= ACTIVE_DAYS).to_numpy(),
-        "risk_band": risk_band(probability, high, medium),
-        "predicted_segment": classes[segment_proba.argmax(axis=1)],
-        "segment_probability": segment_proba.max(axis=1),
-        "reason_1": [p[0] for p in padded],
-        "reason_2": [p[1] for p in padded],
-        "reason_3": [p[2] for p in padded],
-    })
+    return pd.DataFrame(
+        {
+            "member_id": members["member_id"].to_numpy(),
+            "churn_probability": probability,
+            # Outside the training population (no purchase in 180 days): already lapsed, the
+            # probability is an extrapolation and programs should treat them as win-back.
+            "is_lapsed": ~(x_churn["days_since_last_transaction"] <= ACTIVE_DAYS).to_numpy(),
+            "risk_band": risk_band(probability, high, medium),
+            "predicted_segment": classes[segment_proba.argmax(axis=1)],
+            "segment_probability": segment_proba.max(axis=1),
+            "reason_1": [p[0] for p in padded],
+            "reason_2": [p[1] for p in padded],
+            "reason_3": [p[2] for p in padded],
+        }
+    )
 
 
 def read_active_members(duckdb_path: Path) -> pd.DataFrame:
@@ -137,14 +145,18 @@ def _run_artifact(run_id: str, path: str) -> Path | None:
     from mlflow.exceptions import MlflowException
 
     try:
-        return Path(mlflow.artifacts.download_artifacts(
-            run_id=run_id, artifact_path=path, dst_path=tempfile.mkdtemp(prefix="cx-ml-")))
+        return Path(
+            mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path=path, dst_path=tempfile.mkdtemp(prefix="cx-ml-")
+            )
+        )
     except (MlflowException, OSError):
         return None
 
 
-def write_scores(duckdb_path: Path, scores: pd.DataFrame, drift_rows: pd.DataFrame | None
-                 ) -> dict[str, int]:
+def write_scores(
+    duckdb_path: Path, scores: pd.DataFrame, drift_rows: pd.DataFrame | None
+) -> dict[str, int]:
     """One short write transaction: ml_scores (replace this date+version), drift, transitions."""
     import duckdb
 
@@ -156,32 +168,40 @@ def write_scores(duckdb_path: Path, scores: pd.DataFrame, drift_rows: pd.DataFra
             "create table if not exists ml_scores (member_id varchar, score_date date, "
             "model_version varchar, churn_model_version varchar, segment_model_version varchar, "
             "churn_probability double, is_lapsed boolean, risk_band varchar, predicted_segment varchar, "
-            "segment_probability double, reason_1 varchar, reason_2 varchar, reason_3 varchar)")
-        con.execute("delete from ml_scores where score_date = ? and model_version = ?",
-                    [score_date, model_version])
+            "segment_probability double, reason_1 varchar, reason_2 varchar, reason_3 varchar)"
+        )
+        con.execute(
+            "delete from ml_scores where score_date = ? and model_version = ?",
+            [score_date, model_version],
+        )
         con.register("score_rows", scores)
         con.execute(
             "insert into ml_scores select member_id, cast(score_date as date), model_version, "
             "churn_model_version, segment_model_version, churn_probability, is_lapsed, risk_band, "
             "predicted_segment, segment_probability, reason_1, reason_2, reason_3 "
-            "from score_rows")
+            "from score_rows"
+        )
         con.unregister("score_rows")
         previous = con.execute(
             "select member_id, predicted_segment from ml_scores where score_date = "
             "(select max(score_date) from ml_scores where score_date < ?) "
             "qualify row_number() over (partition by member_id order by model_version desc) = 1",
-            [score_date]).fetchdf()
+            [score_date],
+        ).fetchdf()
         transitions = monitor.segment_transitions(previous, scores)
-        counts = {"scores": len(scores),
-                  "transitions": monitor.record_transitions(con, transitions, score_date)}
+        counts = {
+            "scores": len(scores),
+            "transitions": monitor.record_transitions(con, transitions, score_date),
+        }
         if drift_rows is not None:
             counts["monitoring"] = monitor.record(con, drift_rows, score_date, model_version)
         con.execute("commit")
     return counts
 
 
-def score(duckdb_path: Path, tracking_uri: str, high: float = RISK_HIGH,
-          medium: float = RISK_MEDIUM) -> dict:
+def score(
+    duckdb_path: Path, tracking_uri: str, high: float = RISK_HIGH, medium: float = RISK_MEDIUM
+) -> dict:
     """Score every active member and write the results; returns a summary for the log."""
     import mlflow
 
@@ -212,14 +232,20 @@ def score(duckdb_path: Path, tracking_uri: str, high: float = RISK_HIGH,
         # Training rows are members with a purchase in the 180 days before the cutoff; drift is
         # measured on the same population, or lapsed members would read as drift every day.
         in_domain = ~scores["is_lapsed"].to_numpy()
-        drift_rows = monitor.drift(json.loads(reference_path.read_text()),
-                                   features.churn_model_frame(members[in_domain]),
-                                   scores.loc[in_domain, "churn_probability"])
+        drift_rows = monitor.drift(
+            json.loads(reference_path.read_text()),
+            features.churn_model_frame(members[in_domain]),
+            scores.loc[in_domain, "churn_probability"],
+        )
     counts = write_scores(duckdb_path, scores, drift_rows)
-    return {"score_date": str(score_date), "model_version": model_version, **counts,
-            "risk_bands": scores["risk_band"].value_counts().to_dict(),
-            "segments": scores["predicted_segment"].value_counts().to_dict(),
-            "seconds": time.perf_counter() - started}
+    return {
+        "score_date": str(score_date),
+        "model_version": model_version,
+        **counts,
+        "risk_bands": scores["risk_band"].value_counts().to_dict(),
+        "segments": scores["predicted_segment"].value_counts().to_dict(),
+        "seconds": time.perf_counter() - started,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -83,16 +83,26 @@ def _tags(config: TrainConfig, kind: str) -> dict[str, str]:
     return tags
 
 
-def model_card(name: str, purpose: str, data: dict, metrics: dict, decision, limits: list[str]
-               ) -> str:
+def model_card(
+    name: str, purpose: str, data: dict, metrics: dict, decision, limits: list[str]
+) -> str:
     """The model card: purpose, data seen, metrics, the promotion decision, known limits."""
     lines = [f"# Model card: {name}", "", "## Purpose", "", purpose, "", "## Data seen", ""]
     lines += [f"- {key}: {value}" for key, value in data.items()]
     lines += ["", "## Holdout metrics", "", "| metric | value |", "| --- | --- |"]
-    lines += [f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |"
-              for k, v in metrics.items()]
-    lines += ["", "## Promotion", "", f"{decision.alias}: {decision.reason}", "",
-              "## Known limits", ""]
+    lines += [
+        f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |"
+        for k, v in metrics.items()
+    ]
+    lines += [
+        "",
+        "## Promotion",
+        "",
+        f"{decision.alias}: {decision.reason}",
+        "",
+        "## Known limits",
+        "",
+    ]
     lines += [f"- {limit}" for limit in limits]
     return "\n".join(lines) + "\n"
 
@@ -113,27 +123,40 @@ def train_churn(training: features.TrainingData, config: TrainConfig) -> dict:
     metrics = {
         **evaluate.churn_metrics(y_hold, probabilities),
         **evaluate.churn_metrics(y_hold, logistic.predict_proba(x_hold)[:, 1], "logistic_"),
-        **evaluate.churn_metrics(y_hold, pipelines.recency_rule_scores(training.churn_holdout),
-                                 "recency_rule_"),
+        **evaluate.churn_metrics(
+            y_hold, pipelines.recency_rule_scores(training.churn_holdout), "recency_rule_"
+        ),
         "fit_seconds": fit_seconds,
     }
     if config.answers_dir is not None:
-        metrics.update(evaluate.churn_ceiling(config.answers_dir / "churn.parquet",
-                                              training.churn_holdout) or {})
-    importance = evaluate.importances(model, x_hold, y_hold, "roc_auc", config.seed,
-                                      direction_scores=probabilities)
+        metrics.update(
+            evaluate.churn_ceiling(config.answers_dir / "churn.parquet", training.churn_holdout)
+            or {}
+        )
+    importance = evaluate.importances(
+        model, x_hold, y_hold, "roc_auc", config.seed, direction_scores=probabilities
+    )
     reference = monitor.build_reference(x_train, model.predict_proba(x_train)[:, 1])
     data = {**features.describe(training), "horizon_days": training.horizon_days}
-    with mlflow.start_run(run_name=f"{CHURN_MODEL}-{training.holdout_cutoff}",
-                          tags=_tags(config, "churn")) as run:
-        mlflow.log_params({
-            "horizon_days": training.horizon_days, "n_train_cutoffs": len(training.train_cutoffs),
-            "seed": config.seed, "margin": config.margin, "model": "calibrated HGB (isotonic)",
-            "holdout_cutoff": str(training.holdout_cutoff),
-            "data_range": data["data_range"],
-            **{f"hgb_{k}": v for k, v in model.named_steps["model"].estimator.get_params().items()
-               if k in ("learning_rate", "max_iter", "max_depth", "min_samples_leaf")},
-        })
+    with mlflow.start_run(
+        run_name=f"{CHURN_MODEL}-{training.holdout_cutoff}", tags=_tags(config, "churn")
+    ) as run:
+        mlflow.log_params(
+            {
+                "horizon_days": training.horizon_days,
+                "n_train_cutoffs": len(training.train_cutoffs),
+                "seed": config.seed,
+                "margin": config.margin,
+                "model": "calibrated HGB (isotonic)",
+                "holdout_cutoff": str(training.holdout_cutoff),
+                "data_range": data["data_range"],
+                **{
+                    f"hgb_{k}": v
+                    for k, v in model.named_steps["model"].estimator.get_params().items()
+                    if k in ("learning_rate", "max_iter", "max_depth", "min_samples_leaf")
+                },
+            }
+        )
         mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp)
@@ -141,36 +164,64 @@ def train_churn(training: features.TrainingData, config: TrainConfig) -> dict:
             importance.to_csv(out / "permutation_importance.csv", index=False)
             monitor.save_reference(reference, out / "reference.json")
             (out / "training_data.json").write_text(json.dumps(data, indent=1, default=str))
-            (out / "evaluation_report.md").write_text(evaluate.report_markdown(
-                f"{CHURN_MODEL} evaluation on holdout {training.holdout_cutoff}",
-                {"Data": data, "Metrics": metrics,
-                 "Permutation importance (ROC AUC drop)": importance.head(15)}))
+            (out / "evaluation_report.md").write_text(
+                evaluate.report_markdown(
+                    f"{CHURN_MODEL} evaluation on holdout {training.holdout_cutoff}",
+                    {
+                        "Data": data,
+                        "Metrics": metrics,
+                        "Permutation importance (ROC AUC drop)": importance.head(15),
+                    },
+                )
+            )
             mlflow.log_artifacts(tmp)
         model_uri = _log_model(model, x_hold, probabilities)
         champion = registry.champion_score(
-            CHURN_MODEL, lambda m: evaluate.scorer_for("roc_auc")(
-                y_hold, m.predict_proba(x_hold)[:, 1]))
+            CHURN_MODEL,
+            lambda m: evaluate.scorer_for("roc_auc")(y_hold, m.predict_proba(x_hold)[:, 1]),
+        )
         version, decision = registry.register_and_promote(
-            mlflow.MlflowClient(), CHURN_MODEL, model_uri, run.info.run_id, metrics["roc_auc"],
-            metrics["recency_rule_roc_auc"], champion, config.margin, "roc_auc")
+            mlflow.MlflowClient(),
+            CHURN_MODEL,
+            model_uri,
+            run.info.run_id,
+            metrics["roc_auc"],
+            metrics["recency_rule_roc_auc"],
+            champion,
+            config.margin,
+            "roc_auc",
+        )
         if champion is not None:
             mlflow.log_metric("champion_roc_auc_same_holdout", champion)
         mlflow.set_tag("promotion", f"{decision.alias}: {decision.reason}")
-        mlflow.log_text(model_card(
-            CHURN_MODEL,
-            "Probability that an active member (a purchase in the last 180 days) makes no "
-            f"purchase in the next {training.horizon_days} days or closes the account; ranks "
-            "members for retention programs, with plain-word reasons per member.",
-            data, metrics, decision,
-            ["Trained on monthly cutoffs of one program's history; seasonality beyond the "
-             "training months is unseen.",
-             "Survey features exist only for respondents (about one member in five).",
-             "Reasons are associations (importance-weighted deviations from the typical "
-             "member), not causes.",
-             "Probabilities are calibrated on training cutoffs; check the calibration plot "
-             "after drift warnings."]), "model_card.md")
-    return {"run_id": run.info.run_id, "version": version, "alias": decision.alias,
-            "metrics": metrics, "seconds": time.perf_counter() - started}
+        mlflow.log_text(
+            model_card(
+                CHURN_MODEL,
+                "Probability that an active member (a purchase in the last 180 days) makes no "
+                f"purchase in the next {training.horizon_days} days or closes the account; ranks "
+                "members for retention programs, with plain-word reasons per member.",
+                data,
+                metrics,
+                decision,
+                [
+                    "Trained on monthly cutoffs of one program's history; seasonality beyond the "
+                    "training months is unseen.",
+                    "Survey features exist only for respondents (about one member in five).",
+                    "Reasons are associations (importance-weighted deviations from the typical "
+                    "member), not causes.",
+                    "Probabilities are calibrated on training cutoffs; check the calibration plot "
+                    "after drift warnings.",
+                ],
+            ),
+            "model_card.md",
+        )
+    return {
+        "run_id": run.info.run_id,
+        "version": version,
+        "alias": decision.alias,
+        "metrics": metrics,
+        "seconds": time.perf_counter() - started,
+    }
 
 
 def train_segment(training: features.TrainingData, config: TrainConfig) -> dict:
@@ -193,50 +244,95 @@ def train_segment(training: features.TrainingData, config: TrainConfig) -> dict:
     if config.answers_dir is not None:
         # Everyone at the holdout cutoff, respondents or not: what the segment is for.
         everyone = training.churn_holdout
-        metrics.update(evaluate.true_segment_agreement(
-            config.answers_dir / "segments.parquet", everyone,
-            model.predict(features.segment_model_frame(everyone)), labels.SEGMENTS) or {})
+        metrics.update(
+            evaluate.true_segment_agreement(
+                config.answers_dir / "segments.parquet",
+                everyone,
+                model.predict(features.segment_model_frame(everyone)),
+                labels.SEGMENTS,
+            )
+            or {}
+        )
     importance = evaluate.importances(model, x_test, y_test, "f1_macro", config.seed)
-    data = {**features.describe(training), "label_rule": (
-        f"Engaged: mean emotion >= {labels.ENGAGED_MIN_EMOTION} and NPS >= "
-        f"{labels.ENGAGED_MIN_NPS}; Disengaged: mean emotion <= "
-        f"{labels.DISENGAGED_MAX_EMOTION} or NPS <= {labels.DISENGAGED_MAX_NPS}; else Swing")}
-    with mlflow.start_run(run_name=f"{SEGMENT_MODEL}-{training.holdout_cutoff}",
-                          tags=_tags(config, "segment")) as run:
-        mlflow.log_params({"seed": config.seed, "margin": config.margin, "model": "HGB multiclass",
-                           "holdout_cutoff": str(training.holdout_cutoff),
-                           "data_range": data["data_range"],
-                           "n_train_cutoffs": len(training.train_cutoffs)})
+    data = {
+        **features.describe(training),
+        "label_rule": (
+            f"Engaged: mean emotion >= {labels.ENGAGED_MIN_EMOTION} and NPS >= "
+            f"{labels.ENGAGED_MIN_NPS}; Disengaged: mean emotion <= "
+            f"{labels.DISENGAGED_MAX_EMOTION} or NPS <= {labels.DISENGAGED_MAX_NPS}; else Swing"
+        ),
+    }
+    with mlflow.start_run(
+        run_name=f"{SEGMENT_MODEL}-{training.holdout_cutoff}", tags=_tags(config, "segment")
+    ) as run:
+        mlflow.log_params(
+            {
+                "seed": config.seed,
+                "margin": config.margin,
+                "model": "HGB multiclass",
+                "holdout_cutoff": str(training.holdout_cutoff),
+                "data_range": data["data_range"],
+                "n_train_cutoffs": len(training.train_cutoffs),
+            }
+        )
         mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp)
             matrix.to_csv(out / "confusion_matrix.csv")
             importance.to_csv(out / "permutation_importance.csv", index=False)
-            (out / "evaluation_report.md").write_text(evaluate.report_markdown(
-                f"{SEGMENT_MODEL} evaluation on held-out respondents at {training.holdout_cutoff}",
-                {"Data": data, "Metrics": metrics, "Confusion matrix": matrix,
-                 "Permutation importance (macro-F1 drop)": importance.head(15)}))
+            (out / "evaluation_report.md").write_text(
+                evaluate.report_markdown(
+                    f"{SEGMENT_MODEL} evaluation on held-out respondents at {training.holdout_cutoff}",
+                    {
+                        "Data": data,
+                        "Metrics": metrics,
+                        "Confusion matrix": matrix,
+                        "Permutation importance (macro-F1 drop)": importance.head(15),
+                    },
+                )
+            )
             mlflow.log_artifacts(tmp)
         proba = model.predict_proba(x_test)
         model_uri = _log_model(model, x_test, proba)
         champion = registry.champion_score(
-            SEGMENT_MODEL, lambda m: evaluate.scorer_for("macro_f1")(y_test, m.predict(x_test)))
+            SEGMENT_MODEL, lambda m: evaluate.scorer_for("macro_f1")(y_test, m.predict(x_test))
+        )
         version, decision = registry.register_and_promote(
-            mlflow.MlflowClient(), SEGMENT_MODEL, model_uri, run.info.run_id,
-            metrics["macro_f1"], metrics["majority_macro_f1"], champion, config.margin,
-            "macro_f1")
-        mlflow.set_tag("promotion", f"{decision.alias}: {decision.reason}")
-        mlflow.log_text(model_card(
+            mlflow.MlflowClient(),
             SEGMENT_MODEL,
-            "Engagement segment (Engaged / Swing / Disengaged) for every member from behaviour "
-            "and contacts, so the four in five who never answer a survey can be targeted.",
-            data, metrics, decision,
-            ["Labels come from a rule over survey answers, a noisy reading of engagement.",
-             "Trained on respondents, who may differ from non-respondents.",
-             "The held-out respondent set is small; macro-F1 moves by a few points between "
-             "runs."]), "model_card.md")
-    return {"run_id": run.info.run_id, "version": version, "alias": decision.alias,
-            "metrics": metrics, "seconds": time.perf_counter() - started}
+            model_uri,
+            run.info.run_id,
+            metrics["macro_f1"],
+            metrics["majority_macro_f1"],
+            champion,
+            config.margin,
+            "macro_f1",
+        )
+        mlflow.set_tag("promotion", f"{decision.alias}: {decision.reason}")
+        mlflow.log_text(
+            model_card(
+                SEGMENT_MODEL,
+                "Engagement segment (Engaged / Swing / Disengaged) for every member from behaviour "
+                "and contacts, so the four in five who never answer a survey can be targeted.",
+                data,
+                metrics,
+                decision,
+                [
+                    "Labels come from a rule over survey answers, a noisy reading of engagement.",
+                    "Trained on respondents, who may differ from non-respondents.",
+                    "The held-out respondent set is small; macro-F1 moves by a few points between "
+                    "runs.",
+                ],
+            ),
+            "model_card.md",
+        )
+    return {
+        "run_id": run.info.run_id,
+        "version": version,
+        "alias": decision.alias,
+        "metrics": metrics,
+        "seconds": time.perf_counter() - started,
+    }
 
 
 def train(config: TrainConfig, data: features.WarehouseData | None = None) -> dict:
@@ -247,12 +343,18 @@ def train(config: TrainConfig, data: features.WarehouseData | None = None) -> di
     set_experiment(config.tracking_uri)
     data = data or features.read_warehouse(config.duckdb_path)
     training = features.build_training_data(
-        data, config.horizon_days, config.n_train_cutoffs, seed=config.seed)
+        data, config.horizon_days, config.n_train_cutoffs, seed=config.seed
+    )
     validate.validate_features(
         features.to_model_frame(training.churn_train, features.FEATURE_COLUMNS),
-        features.FEATURE_COLUMNS, "training")
-    return {"churn": train_churn(training, config), "segment": train_segment(training, config),
-            "data": features.describe(training)}
+        features.FEATURE_COLUMNS,
+        "training",
+    )
+    return {
+        "churn": train_churn(training, config),
+        "segment": train_segment(training, config),
+        "data": features.describe(training),
+    }
 
 
 def config_from_settings(settings, **overrides) -> TrainConfig:
@@ -310,15 +412,25 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings()
     ensure_store(settings.mlflow_tracking_uri)
     config = config_from_settings(
-        settings, horizon_days=args.horizon_days, n_train_cutoffs=args.train_cutoffs,
-        seed=args.seed, margin=args.margin, dag_run_id=args.dag_run_id)
+        settings,
+        horizon_days=args.horizon_days,
+        n_train_cutoffs=args.train_cutoffs,
+        seed=args.seed,
+        margin=args.margin,
+        dag_run_id=args.dag_run_id,
+    )
     result = train(config)
     for kind in ("churn", "segment"):
         part = result[kind]
-        shown = {k: round(v, 4) for k, v in part["metrics"].items()
-                 if k.endswith(("roc_auc", "macro_f1", "pr_auc", "brier", "lift"))}
-        print(f"{kind}: version {part['version']} -> {part['alias']} in {part['seconds']:.1f}s "
-              f"{shown}")
+        shown = {
+            k: round(v, 4)
+            for k, v in part["metrics"].items()
+            if k.endswith(("roc_auc", "macro_f1", "pr_auc", "brier", "lift"))
+        }
+        print(
+            f"{kind}: version {part['version']} -> {part['alias']} in {part['seconds']:.1f}s "
+            f"{shown}"
+        )
     return 0
 
 

@@ -61,8 +61,8 @@ def build_suite(columns: Sequence[str], name: str = "ml_features"):
     for column in columns:
         suite.add_expectation(
             gx.expectations.ExpectColumnValuesToBeInTypeList(
-                column=column, type_list=["float64", "float32", "int64", "int32", "Float64",
-                                          "Int64"]
+                column=column,
+                type_list=["float64", "float32", "int64", "int32", "Float64", "Int64"],
             )
         )
         # "Not all null": a feature that vanished upstream would otherwise be silently imputed.

@@ -27,34 +27,50 @@ def simulate(n_members: int = 300, days: int = 540, seed: int = 0) -> dict[str, 
     active = (day[None, :] >= enrolled[:, None]) & (day[None, :] < churn_day[:, None])
     counts = rng.poisson(rate[:, None] * active)
     member_idx, day_idx = np.nonzero(counts)
-    purchases = pd.DataFrame({
-        "member_id": np.asarray(ids)[member_idx],
-        "occurred_date": [START + timedelta(days=int(d)) for d in day_idx],
-        "amount": np.round(rng.gamma(2.0, 20.0, len(member_idx)) * counts[member_idx, day_idx], 2),
-    })
+    purchases = pd.DataFrame(
+        {
+            "member_id": np.asarray(ids)[member_idx],
+            "occurred_date": [START + timedelta(days=int(d)) for d in day_idx],
+            "amount": np.round(
+                rng.gamma(2.0, 20.0, len(member_idx)) * counts[member_idx, day_idx], 2
+            ),
+        }
+    )
     closes = (churn_day < days) & (rng.random(n_members) < 0.3)
-    members = pd.DataFrame({
-        "member_id": ids,
-        "enrolled_at": [pd.Timestamp(START + timedelta(days=int(d))) for d in enrolled],
-        "closed_at": [pd.Timestamp(START + timedelta(days=int(c) + 1)) if f else pd.NaT
-                      for c, f in zip(churn_day, closes, strict=True)],
-        "engagement": engagement,
-    })
+    members = pd.DataFrame(
+        {
+            "member_id": ids,
+            "enrolled_at": [pd.Timestamp(START + timedelta(days=int(d))) for d in enrolled],
+            "closed_at": [
+                pd.Timestamp(START + timedelta(days=int(c) + 1)) if f else pd.NaT
+                for c, f in zip(churn_day, closes, strict=True)
+            ],
+            "engagement": engagement,
+        }
+    )
     n_resp = n_members
     who = rng.integers(0, n_members, n_resp)
     when = rng.integers(30, days, n_resp)
-    items = np.clip(np.round(3.2 + 0.9 * engagement[who][:, None] + rng.normal(0, 0.6, (n_resp, 5))),
-                    1, 5)
-    responses = pd.DataFrame({
-        "member_id": np.asarray(ids)[who],
-        "submitted_at": [pd.Timestamp(START + timedelta(days=int(d), hours=10)) for d in when],
-        "survey_type": "relationship",
-        "nps_score": np.clip(np.round(7.5 + 1.6 * engagement[who] + rng.normal(0, 1, n_resp)),
-                             0, 10),
-        **{item: items[:, i] for i, item in enumerate(labels.EMOTION_ITEMS)},
-    })
-    return {"members": members, "purchases": purchases, "responses": responses,
-            "engagement": pd.Series(engagement, index=ids)}
+    items = np.clip(
+        np.round(3.2 + 0.9 * engagement[who][:, None] + rng.normal(0, 0.6, (n_resp, 5))), 1, 5
+    )
+    responses = pd.DataFrame(
+        {
+            "member_id": np.asarray(ids)[who],
+            "submitted_at": [pd.Timestamp(START + timedelta(days=int(d), hours=10)) for d in when],
+            "survey_type": "relationship",
+            "nps_score": np.clip(
+                np.round(7.5 + 1.6 * engagement[who] + rng.normal(0, 1, n_resp)), 0, 10
+            ),
+            **{item: items[:, i] for i, item in enumerate(labels.EMOTION_ITEMS)},
+        }
+    )
+    return {
+        "members": members,
+        "purchases": purchases,
+        "responses": responses,
+        "engagement": pd.Series(engagement, index=ids),
+    }
 
 
 def pit_features(sim: dict[str, pd.DataFrame], cutoffs: list[date], seed: int = 1) -> pd.DataFrame:
@@ -77,15 +93,19 @@ def pit_features(sim: dict[str, pd.DataFrame], cutoffs: list[date], seed: int = 
         frame["days_since_last_transaction"] = (start - frame["member_id"].map(last)).dt.days
         for window in (30, 90, 365):
             inside = before[age <= window]
-            frame[f"transactions_{window}d"] = frame["member_id"].map(
-                inside.groupby("member_id").size()).fillna(0)
-            frame[f"spend_{window}d"] = frame["member_id"].map(
-                inside.groupby("member_id")["amount"].sum()).fillna(0.0)
+            frame[f"transactions_{window}d"] = (
+                frame["member_id"].map(inside.groupby("member_id").size()).fillna(0)
+            )
+            frame[f"spend_{window}d"] = (
+                frame["member_id"].map(inside.groupby("member_id")["amount"].sum()).fillna(0.0)
+            )
         prev = before[(age > 30) & (age <= 60)]
         frame["transactions_30d_change"] = frame["transactions_30d"] - frame["member_id"].map(
-            prev.groupby("member_id").size()).fillna(0)
+            prev.groupby("member_id").size()
+        ).fillna(0)
         frame["spend_30d_change"] = frame["spend_30d"] - frame["member_id"].map(
-            prev.groupby("member_id")["amount"].sum()).fillna(0)
+            prev.groupby("member_id")["amount"].sum()
+        ).fillna(0)
         frame["spend_90d_change"] = frame["spend_30d_change"] * 2
         frame["points_balance"] = frame["spend_365d"].round()
         frame["store_share_365d"] = np.where(frame["transactions_365d"] > 0, 0.6, np.nan)
@@ -93,13 +113,15 @@ def pit_features(sim: dict[str, pd.DataFrame], cutoffs: list[date], seed: int = 
         frame["app_share_365d"] = np.where(frame["transactions_365d"] > 0, 0.1, np.nan)
         seen = responses[responses["submitted_at"] < start].sort_values("submitted_at")
         latest = seen.groupby("member_id")["nps_score"].last()
-        frame["survey_responses_total"] = frame["member_id"].map(
-            seen.groupby("member_id").size()).fillna(0)
+        frame["survey_responses_total"] = (
+            frame["member_id"].map(seen.groupby("member_id").size()).fillna(0)
+        )
         frame["latest_nps_score"] = frame["member_id"].map(latest)
         frame["nps_score_change"] = np.where(frame["latest_nps_score"].notna(), -1.0, np.nan)
         for name, low, high in (("csat", 1, 5), ("ces", 1, 7)):
             frame[f"latest_{name}_score"] = np.where(
-                frame["latest_nps_score"].notna(), rng.integers(low, high + 1, len(frame)), np.nan)
+                frame["latest_nps_score"].notna(), rng.integers(low, high + 1, len(frame)), np.nan
+            )
             frame[f"{name}_score_change"] = np.where(frame["latest_nps_score"].notna(), 0.0, np.nan)
         frame["latest_engagement_index"] = frame["latest_nps_score"] * 10
         frame["engagement_index_change"] = np.where(frame["latest_nps_score"].notna(), 0.0, np.nan)
@@ -111,8 +133,9 @@ def pit_features(sim: dict[str, pd.DataFrame], cutoffs: list[date], seed: int = 
         frame["unresolved_calls_90d"] = rng.binomial(frame["calls_90d"], 0.25)
         frame["escalated_calls_90d"] = rng.binomial(frame["unresolved_calls_90d"], 0.4)
         frame["repeat_contacts_90d"] = rng.binomial(frame["calls_90d"], 0.2)
-        frame["avg_queue_seconds_90d"] = np.where(frame["calls_90d"] > 0,
-                                                  rng.gamma(2, 150, len(frame)), np.nan)
+        frame["avg_queue_seconds_90d"] = np.where(
+            frame["calls_90d"] > 0, rng.gamma(2, 150, len(frame)), np.nan
+        )
         rows.append(frame)
     out = pd.concat(rows, ignore_index=True)
     return out[["member_id", "cutoff_date", "is_closed", *FEATURE_COLUMNS]]
@@ -123,12 +146,18 @@ def warehouse_data(n_members: int = 300, seed: int = 0) -> tuple[WarehouseData, 
     days = 540
     sim = simulate(n_members, days, seed)
     last = START + timedelta(days=days - 1)
-    cutoffs = [date(y, m, 1) for y in (2024, 2025) for m in range(1, 13)
-               if START < date(y, m, 1) <= last]
+    cutoffs = [
+        date(y, m, 1) for y in (2024, 2025) for m in range(1, 13) if START < date(y, m, 1) <= last
+    ]
     pit = pit_features(sim, cutoffs, seed)
     current = pit_features(sim, [last + timedelta(days=1)], seed + 1)
-    current = current.assign(as_of_date=last, region="north", tier="silver",
-                             marketing_opt_in=True)
-    data = WarehouseData(pit=pit, purchases=sim["purchases"], members=sim["members"],
-                         responses=sim["responses"], first_data_date=START, last_data_date=last)
+    current = current.assign(as_of_date=last, region="north", tier="silver", marketing_opt_in=True)
+    data = WarehouseData(
+        pit=pit,
+        purchases=sim["purchases"],
+        members=sim["members"],
+        responses=sim["responses"],
+        first_data_date=START,
+        last_data_date=last,
+    )
     return data, current.drop(columns=["cutoff_date"])

@@ -49,7 +49,8 @@ def test_leakage_guard_future_data_cannot_change_training_rows(synthetic):
     purchases = data.purchases[pd.to_datetime(data.purchases["occurred_date"]) < cut]
     responses = data.responses[data.responses["submitted_at"] < cut]
     members = data.members.assign(
-        closed_at=data.members["closed_at"].where(data.members["closed_at"] < cut))
+        closed_at=data.members["closed_at"].where(data.members["closed_at"] < cut)
+    )
     # Only the holdout's label window needs the future, so keep the last-data date.
     trimmed = replace(data, purchases=purchases, responses=responses, members=members)
     again = build_training_data(trimmed, n_train_cutoffs=3)

@@ -25,8 +25,14 @@ def test_train_register_score_end_to_end(synthetic, tmp_path):
     _warehouse(db, current)
     uri = f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}"
     training.ensure_store(uri)
-    config = training.TrainConfig(duckdb_path=db, tracking_uri=uri, n_train_cutoffs=3,
-                                  seed=3, git_commit="abc123", dag_run_id="manual__1")
+    config = training.TrainConfig(
+        duckdb_path=db,
+        tracking_uri=uri,
+        n_train_cutoffs=3,
+        seed=3,
+        git_commit="abc123",
+        dag_run_id="manual__1",
+    )
     first = training.train(config, data=data)
     assert first["churn"]["version"] == "1" and first["segment"]["version"] == "1"
     # The simulated program has a real signal, so the first versions beat their baselines.
@@ -37,11 +43,15 @@ def test_train_register_score_end_to_end(synthetic, tmp_path):
     run = client.get_run(first["churn"]["run_id"])
     assert run.data.tags["git_commit"] == "abc123"
     assert run.data.tags["dag_run_id"] == "manual__1"
-    assert {"roc_auc", "recency_rule_roc_auc", "logistic_roc_auc", "brier"} <= set(
-        run.data.metrics)
+    assert {"roc_auc", "recency_rule_roc_auc", "logistic_roc_auc", "brier"} <= set(run.data.metrics)
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"model_card.md", "calibration.png", "evaluation_report.md", "reference.json",
-            "permutation_importance.csv"} <= artifacts
+    assert {
+        "model_card.md",
+        "calibration.png",
+        "evaluation_report.md",
+        "reference.json",
+        "permutation_importance.csv",
+    } <= artifacts
 
     # Same data, same seed: a tie, so the new version waits as challenger.
     second = training.train(config, data=data)
@@ -56,25 +66,31 @@ def test_train_register_score_end_to_end(synthetic, tmp_path):
     scoring.score(db, uri)  # a rerun replaces its own rows
     with duckdb.connect(str(db), read_only=True) as con:
         rows, members = con.execute(
-            "select count(*), count(distinct member_id) from ml_scores").fetchone()
+            "select count(*), count(distinct member_id) from ml_scores"
+        ).fetchone()
         monitored = con.execute("select count(*) from ml_monitoring").fetchone()[0]
     assert rows == members == open_members
     assert monitored > 0
 
     # A month later with half the members gone quiet: transitions are exactly the changes.
     with duckdb.connect(str(db)) as con:
-        con.execute("update customer_360 set as_of_date = as_of_date + interval 30 day, "
-                    "transactions_30d = 0, transactions_90d = 0, spend_30d = 0, spend_90d = 0, "
-                    "days_since_last_transaction = days_since_last_transaction + 30 "
-                    "where member_id < 'M0000200'")
-        con.execute("update customer_360 set as_of_date = as_of_date + interval 30 day "
-                    "where member_id >= 'M0000200'")
+        con.execute(
+            "update customer_360 set as_of_date = as_of_date + interval 30 day, "
+            "transactions_30d = 0, transactions_90d = 0, spend_30d = 0, spend_90d = 0, "
+            "days_since_last_transaction = days_since_last_transaction + 30 "
+            "where member_id < 'M0000200'"
+        )
+        con.execute(
+            "update customer_360 set as_of_date = as_of_date + interval 30 day "
+            "where member_id >= 'M0000200'"
+        )
     scoring.score(db, uri)
     with duckdb.connect(str(db), read_only=True) as con:
         changed = con.execute(
             "select count(*) from ml_scores as before_ inner join ml_scores as after_ "
             "using (member_id) where before_.score_date < after_.score_date "
-            "and before_.predicted_segment <> after_.predicted_segment").fetchone()[0]
+            "and before_.predicted_segment <> after_.predicted_segment"
+        ).fetchone()[0]
         recorded = con.execute("select count(*) from segment_transitions").fetchone()[0]
     assert changed > 0
     assert recorded == changed

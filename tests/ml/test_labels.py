@@ -23,25 +23,45 @@ def _purchases(rows):
 
 
 def _members(closed):
-    return pd.DataFrame({"member_id": list(closed), "closed_at": pd.to_datetime(
-        [closed[m] for m in closed])})
+    return pd.DataFrame(
+        {"member_id": list(closed), "closed_at": pd.to_datetime([closed[m] for m in closed])}
+    )
 
 
 def test_churn_label_rules():
-    purchases = _purchases([
-        ("stays", date(2025, 5, 1), 10.0), ("stays", date(2025, 7, 1), 10.0),
-        ("quiet", date(2025, 5, 1), 10.0),
-        ("closes", date(2025, 5, 1), 10.0), ("closes", date(2025, 6, 2), 10.0),
-        ("lapsed", date(2024, 11, 1), 10.0), ("lapsed", date(2025, 7, 1), 10.0),
-        ("gone", date(2025, 5, 1), 10.0),
-        ("returns", date(2025, 5, 1), 10.0), ("returns", date(2025, 6, 10), -10.0),
-        ("late", date(2025, 5, 1), 10.0), ("late", date(2025, 8, 30), 10.0),
-        ("edge", date(2025, 5, 1), 10.0), ("edge", date(2025, 8, 29), 10.0),
-    ])
-    members = _members({"stays": None, "quiet": None, "closes": "2025-06-20", "lapsed": None,
-                        "gone": "2025-05-20", "returns": None, "late": None, "edge": None})
-    out = churn_labels(purchases, members, [CUTOFF], LAST, horizon_days=90).set_index(
-        "member_id")["churned"]
+    purchases = _purchases(
+        [
+            ("stays", date(2025, 5, 1), 10.0),
+            ("stays", date(2025, 7, 1), 10.0),
+            ("quiet", date(2025, 5, 1), 10.0),
+            ("closes", date(2025, 5, 1), 10.0),
+            ("closes", date(2025, 6, 2), 10.0),
+            ("lapsed", date(2024, 11, 1), 10.0),
+            ("lapsed", date(2025, 7, 1), 10.0),
+            ("gone", date(2025, 5, 1), 10.0),
+            ("returns", date(2025, 5, 1), 10.0),
+            ("returns", date(2025, 6, 10), -10.0),
+            ("late", date(2025, 5, 1), 10.0),
+            ("late", date(2025, 8, 30), 10.0),
+            ("edge", date(2025, 5, 1), 10.0),
+            ("edge", date(2025, 8, 29), 10.0),
+        ]
+    )
+    members = _members(
+        {
+            "stays": None,
+            "quiet": None,
+            "closes": "2025-06-20",
+            "lapsed": None,
+            "gone": "2025-05-20",
+            "returns": None,
+            "late": None,
+            "edge": None,
+        }
+    )
+    out = churn_labels(purchases, members, [CUTOFF], LAST, horizon_days=90).set_index("member_id")[
+        "churned"
+    ]
     assert out.to_dict() == {
         "closes": True,  # bought in the window but closed the account in it
         "edge": False,  # day 89 of the window is inside it
@@ -69,23 +89,39 @@ def test_segment_rule():
     emotion = pd.Series([4.2, 4.2, 3.0, 2.4, 4.6, 3.8])
     nps = pd.Series([9, 5, 8, 9, 6, 7])
     assert list(segment_from_answers(emotion, nps)) == [
-        "Engaged", "Disengaged", "Swing", "Disengaged", "Disengaged", "Engaged"]
+        "Engaged",
+        "Disengaged",
+        "Swing",
+        "Disengaged",
+        "Disengaged",
+        "Engaged",
+    ]
 
 
 def _response(member, when, nps, item, survey_type="relationship"):
-    return {"member_id": member, "submitted_at": pd.Timestamp(when), "survey_type": survey_type,
-            "nps_score": nps, "valued_score": item, "confident_score": item,
-            "informed_score": item, "protected_score": item, "helped_score": item}
+    return {
+        "member_id": member,
+        "submitted_at": pd.Timestamp(when),
+        "survey_type": survey_type,
+        "nps_score": nps,
+        "valued_score": item,
+        "confident_score": item,
+        "informed_score": item,
+        "protected_score": item,
+        "helped_score": item,
+    }
 
 
 def test_segment_labels_use_latest_relationship_survey_before_cutoff():
-    responses = pd.DataFrame([
-        _response("a", "2025-01-10", 10, 5),
-        _response("a", "2025-04-10", 3, 1),  # latest before the cutoff: Disengaged
-        _response("a", "2025-06-01 00:00", 10, 5),  # at the cutoff: the future, ignored
-        _response("b", "2025-05-01", 2, 1, "post_call"),  # not a relationship survey
-        _response("c", "2024-05-01", 10, 5),  # more than a year old
-        _response("d", "2025-05-31 23:59", 8, 3),
-    ])
+    responses = pd.DataFrame(
+        [
+            _response("a", "2025-01-10", 10, 5),
+            _response("a", "2025-04-10", 3, 1),  # latest before the cutoff: Disengaged
+            _response("a", "2025-06-01 00:00", 10, 5),  # at the cutoff: the future, ignored
+            _response("b", "2025-05-01", 2, 1, "post_call"),  # not a relationship survey
+            _response("c", "2024-05-01", 10, 5),  # more than a year old
+            _response("d", "2025-05-31 23:59", 8, 3),
+        ]
+    )
     out = segment_labels(responses, [CUTOFF]).set_index("member_id")["segment"].to_dict()
     assert out == {"a": "Disengaged", "d": "Swing"}

@@ -13,10 +13,13 @@ pytestmark = pytest.mark.slow
 def test_churn_and_segment_quality_on_the_sample(tmp_path):
     settings = load_settings()
     if not settings.duckdb_path.exists():
-        pytest.skip(f"no sample warehouse at {settings.duckdb_path}; run `make run` (or "
-                    "`python -m pipeline run` then `python -m warehouse build`) first")
+        pytest.skip(
+            f"no sample warehouse at {settings.duckdb_path}; run `make run` (or "
+            "`python -m pipeline run` then `python -m warehouse build`) first"
+        )
     config = train.config_from_settings(
-        settings, tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+        settings, tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}"
+    )
     import duckdb
 
     try:

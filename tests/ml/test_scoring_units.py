@@ -18,8 +18,10 @@ def _champions(synthetic, seed=7):
     churn = pipelines.build_churn_model(seed).fit(x, training.churn_train["churned"])
     xs = features.segment_model_frame(training.segment_train)
     segment = pipelines.build_segment_model(seed).fit(xs, training.segment_train["segment"])
-    return (Champion("cx_churn", churn, "1", "r1", {c: "double" for c in x.columns}),
-            Champion("cx_segment", segment, "1", "r2", {c: "double" for c in xs.columns}))
+    return (
+        Champion("cx_churn", churn, "1", "r1", {c: "double" for c in x.columns}),
+        Champion("cx_segment", segment, "1", "r2", {c: "double" for c in xs.columns}),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -71,14 +73,20 @@ def test_risk_bands_follow_thresholds():
 
 
 def test_negative_moments_come_first_in_reasons():
-    frame = pd.DataFrame({
-        "days_since_last_transaction": [200.0, 5.0, 10.0],
-        "unresolved_calls_90d": [2.0, 0.0, 0.0],
-        "negative_moments_30d": [0.0, 0.0, 0.0],
-        "transactions_90d": [0.0, 9.0, 8.0],
-    })
-    importance = pd.DataFrame({"feature": ["days_since_last_transaction", "unresolved_calls_90d"],
-                               "importance": [0.2, 0.001]})
+    frame = pd.DataFrame(
+        {
+            "days_since_last_transaction": [200.0, 5.0, 10.0],
+            "unresolved_calls_90d": [2.0, 0.0, 0.0],
+            "negative_moments_30d": [0.0, 0.0, 0.0],
+            "transactions_90d": [0.0, 9.0, 8.0],
+        }
+    )
+    importance = pd.DataFrame(
+        {
+            "feature": ["days_since_last_transaction", "unresolved_calls_90d"],
+            "importance": [0.2, 0.001],
+        }
+    )
     out = reasons.top_reasons(frame, importance)
     assert out[0][0] == "2 unresolved calls in the last 90 days"
     assert "no purchase in 200 days" in out[0]
@@ -89,20 +97,33 @@ def test_psi_is_zero_for_same_distribution_and_large_for_a_shift():
     rng = np.random.default_rng(0)
     reference = rng.normal(0, 1, 5000)
     edges = monitor.bin_edges(reference)
-    same = monitor.psi(monitor.proportions(reference, edges),
-                       monitor.proportions(rng.normal(0, 1, 5000), edges))
-    shifted = monitor.psi(monitor.proportions(reference, edges),
-                          monitor.proportions(rng.normal(1, 1, 5000), edges))
+    same = monitor.psi(
+        monitor.proportions(reference, edges), monitor.proportions(rng.normal(0, 1, 5000), edges)
+    )
+    shifted = monitor.psi(
+        monitor.proportions(reference, edges), monitor.proportions(rng.normal(1, 1, 5000), edges)
+    )
     assert same < 0.02
     assert shifted > monitor.PSI_THRESHOLD
 
 
 def test_segment_transitions_only_record_changes():
-    previous = pd.DataFrame({"member_id": ["a", "b", "c"],
-                             "predicted_segment": ["Engaged", "Swing", "Swing"]})
-    current = pd.DataFrame({"member_id": ["a", "b", "d"],
-                            "predicted_segment": ["Engaged", "Disengaged", "Swing"],
-                            "score_date": ["2026-07-01"] * 3})
+    previous = pd.DataFrame(
+        {"member_id": ["a", "b", "c"], "predicted_segment": ["Engaged", "Swing", "Swing"]}
+    )
+    current = pd.DataFrame(
+        {
+            "member_id": ["a", "b", "d"],
+            "predicted_segment": ["Engaged", "Disengaged", "Swing"],
+            "score_date": ["2026-07-01"] * 3,
+        }
+    )
     out = monitor.segment_transitions(previous, current)
-    assert out.to_dict("records") == [{"member_id": "b", "from_segment": "Swing",
-                                       "to_segment": "Disengaged", "score_date": "2026-07-01"}]
+    assert out.to_dict("records") == [
+        {
+            "member_id": "b",
+            "from_segment": "Swing",
+            "to_segment": "Disengaged",
+            "score_date": "2026-07-01",
+        }
+    ]

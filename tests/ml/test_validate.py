@@ -30,12 +30,20 @@ def test_out_of_range_all_null_and_missing_columns_fail(clean):
     with pytest.raises(FeatureValidationError) as failed:
         validate_features(bad, FEATURE_COLUMNS, "scoring")
     message = str(failed.value)
-    for expected in ("latest_nps_score", "calls_90d", "escalated_calls_90d", "tenure_days",
-                     "before scoring"):
+    for expected in (
+        "latest_nps_score",
+        "calls_90d",
+        "escalated_calls_90d",
+        "tenure_days",
+        "before scoring",
+    ):
         assert expected in message
 
 
 def test_empty_frame_fails():
     with pytest.raises(FeatureValidationError, match="row_count"):
-        validate_features(pd.DataFrame({c: pd.Series([], dtype=float) for c in FEATURE_COLUMNS}),
-                          FEATURE_COLUMNS, "training")
+        validate_features(
+            pd.DataFrame({c: pd.Series([], dtype=float) for c in FEATURE_COLUMNS}),
+            FEATURE_COLUMNS,
+            "training",
+        )
