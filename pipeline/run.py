@@ -170,7 +170,13 @@ def run(settings: Settings, only: str | None = None) -> dict:
         print("==> build_warehouse", flush=True)
         timings["build_warehouse"] = run_dag("build_warehouse", logical_date)
     report = landing_report(settings, logical_date)
-    return {"timings": timings, "landings": report}
+    from warehouse.publish import published_path
+
+    return {
+        "timings": timings,
+        "landings": report,
+        "warehouse": str(published_path(settings.duckdb_path)) if only != "ingest" else None,
+    }
 
 
 def print_report(result: dict) -> None:
@@ -181,7 +187,8 @@ def print_report(result: dict) -> None:
     for row in result["landings"]:
         if row["quarantine"] != "-":
             print(f"  quarantine: {row['quarantine']}")
-    print("\nWarehouse (read-only copy for analysts): data/warehouse/published/cx.duckdb")
+    if result.get("warehouse"):
+        print(f"\nWarehouse (read-only copy for analysts): {result['warehouse']}")
     print("\nSeconds per step: " + ", ".join(f"{k} {v:.1f}" for k, v in result["timings"].items()))
 
 
