@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import PurePosixPath
@@ -434,7 +433,3 @@ def read_csv_exports(
     for number in range(len(by_header)):
         con.execute(f"drop table _csv_{number}")
     return RawExtract(relation, tuple(names), tuple(extras), source_files=_file_facts(files))
-
-
-def json_dumps(payload) -> str:
-    return json.dumps(payload, sort_keys=True, default=str)
