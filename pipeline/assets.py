@@ -26,3 +26,14 @@ MART_ASSETS = {
     name: Asset(name=f"warehouse.{name}", uri=f"warehouse://marts/{name}", group="warehouse")
     for name in MART_NAMES
 }
+
+# What the models write, and what the programs publish from it.
+MODEL_ASSETS = {
+    "champion_models": Asset(
+        name="models.champions", uri="mlflow://registry/champions", group="models"
+    ),
+    "ml_scores": Asset(name="warehouse.ml_scores", uri="warehouse://ml/ml_scores", group="models"),
+}
+PROGRAM_ASSETS = {
+    "exports": Asset(name="exports.programs", uri="exports://programs/latest", group="programs"),
+}
