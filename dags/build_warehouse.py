@@ -5,9 +5,12 @@ Runs when the raw tables of the enabled sources have landed (Asset schedule), no
 
 1. **prepare_sources**: scores survey comments' sentiment (VADER) into the lake; on PostgreSQL,
    copies new lake partitions into the `raw` schema.
-2. **dbt_build**: every model, snapshot and test of `dbt_project/` in one in-process
-   `dbt build` (DuckDB allows one writer per file; about 2-3 s of overhead in all). Per-model
-   tasks with astronomer-cosmos are not wired yet: its watcher mode hung under `dag.test()`.
+2. **dbt** (a task group rendered by astronomer-cosmos from `dbt_project/target/manifest.json`,
+   so dbt never runs at parse time): one task per model and snapshot, each running `dbt build`
+   on its node, so its tests gate what follows and a failed model is retried on its own.
+   `CX_DBT_TASKS=single` runs one `dbt build` task instead (fastest, less visibility).
+   On DuckDB every dbt task runs in the one-slot `duckdb_writer` pool (one writing process per
+   file); on PostgreSQL they run in parallel.
 3. **publish**: a read-only copy of the DuckDB file for analysts (`data/warehouse/published/`),
    emitting the mart Assets that scoring and exports are scheduled on.
 """
@@ -21,13 +24,16 @@ from airflow.sdk import AssetAll, dag, task
 from config import load_settings
 from ingestion.contract import TABLES
 from pipeline.assets import MART_ASSETS, RAW_ASSETS
+from pipeline.dbt_tasks import dbt_tasks
 
-ENABLED = load_settings().enabled_sources
+SETTINGS = load_settings()
 
 
 @dag(
     dag_id="build_warehouse",
-    schedule=AssetAll(*(RAW_ASSETS[t.qualified_name] for t in TABLES if t.source in ENABLED)),
+    schedule=AssetAll(
+        *(RAW_ASSETS[t.qualified_name] for t in TABLES if t.source in SETTINGS.enabled_sources)
+    ),
     start_date=datetime(2024, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,
@@ -48,16 +54,7 @@ def build_warehouse():
 
         return publish_copy()
 
-    @task
-    def dbt_build() -> dict:
-        from config import load_settings
-        from warehouse import dbt_runner
-
-        settings = load_settings()
-        result = dbt_runner.build(settings, target=settings.warehouse_target)
-        return {"seconds": round(result.seconds, 1), "nodes": len(result.node_statuses)}
-
-    prepare_sources() >> dbt_build() >> publish()
+    prepare_sources() >> dbt_tasks(SETTINGS) >> publish()
 
 
 build_warehouse()

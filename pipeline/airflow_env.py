@@ -25,6 +25,9 @@ def airflow_defaults(home: Path | None = None) -> dict[str, str]:
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
         "AIRFLOW__SCHEDULER__STANDALONE_DAG_PROCESSOR": "True",
         "NO_PROXY": "*",
+        # Cosmos reports usage to a web endpoint by default; this project stays offline.
+        "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
+        "DO_NOT_TRACK": "1",
     }
 
 

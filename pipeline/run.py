@@ -28,16 +28,24 @@ class PipelineFailed(RuntimeError):
     pass
 
 
-def migrate_airflow_db() -> None:
-    """Create or upgrade Airflow's metadata database (idempotent, quick when current)."""
+# Every task that writes the DuckDB file runs in this pool: DuckDB allows one writing process.
+POOLS = {"duckdb_writer": (1, "one writer at a time on the DuckDB warehouse file")}
+
+
+def _airflow_cli(*args: str) -> None:
     airflow = Path(sys.executable).with_name("airflow")
-    result = subprocess.run(
-        [str(airflow), "db", "migrate"], capture_output=True, text=True, check=False
-    )
+    result = subprocess.run([str(airflow), *args], capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise PipelineFailed(
-            f"`airflow db migrate` failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}"
+            f"`airflow {' '.join(args)}` failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}"
         )
+
+
+def migrate_airflow_db() -> None:
+    """Create or upgrade Airflow's metadata database and its pools (idempotent)."""
+    _airflow_cli("db", "migrate")
+    for name, (slots, description) in POOLS.items():
+        _airflow_cli("pools", "set", name, str(slots), description)
 
 
 def load_dag(dag_id: str):
@@ -149,7 +157,7 @@ def ensure_sample(settings: Settings) -> bool:
     return True
 
 
-def run(settings: Settings, only: str | None = None) -> dict:
+def run(settings: Settings, only: str | None = None, retrain: bool = False) -> dict:
     """Generate the sample if needed, then run the DAGs for the sample's last day."""
     apply_airflow_env()
     timings: dict[str, float] = {}
@@ -158,6 +166,10 @@ def run(settings: Settings, only: str | None = None) -> dict:
     timings["sample"] = time.perf_counter() - started
 
     migrate_airflow_db()
+    if only != "ingest":
+        from pipeline.dbt_tasks import ensure_manifest
+
+        ensure_manifest(settings)  # the warehouse DAG renders its dbt tasks from it
     # The run for the sample's last day; each table's first run loads its whole history.
     logical_date = datetime.combine(
         settings.sample_end + timedelta(days=1), datetime.min.time(), UTC
@@ -167,8 +179,19 @@ def run(settings: Settings, only: str | None = None) -> dict:
         print(f"==> {dag_id}", flush=True)
         timings[dag_id] = run_dag(dag_id, logical_date)
     if only != "ingest":
-        print("==> build_warehouse", flush=True)
-        timings["build_warehouse"] = run_dag("build_warehouse", logical_date)
+        # The order the scheduler's Assets give: warehouse, then models, scores and programs.
+        # Training runs when no champion exists yet; its weekly schedule covers the rest.
+        stages = ["build_warehouse"]
+        from pipeline.model_tasks import has_champions
+
+        if retrain or not has_champions(settings.mlflow_tracking_uri):
+            stages.append("train_models")
+        stages.append("score_members")
+        if (REPO_ROOT / "dags" / "run_programs.py").exists():
+            stages.append("run_programs")
+        for dag_id in stages:
+            print(f"==> {dag_id}", flush=True)
+            timings[dag_id] = run_dag(dag_id, logical_date)
     report = landing_report(settings, logical_date)
     from warehouse.publish import published_path
 
@@ -200,6 +223,9 @@ def main(argv: list[str] | None = None) -> int:
     run_parser = sub.add_parser("run", help="run the main job on the configured sources")
     run_parser.add_argument("--only", choices=["ingest"], help="stop after this stage")
     run_parser.add_argument(
+        "--retrain", action="store_true", help="train the models even if champions exist"
+    )
+    run_parser.add_argument(
         "--verbose", action="store_true", help="show every task's log, not only warnings"
     )
     sub.add_parser("settings", help="print the effective settings (passwords masked)")
@@ -225,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{key:<22} {value}")
         return 0
     try:
-        result = run(settings, only=args.only)
+        result = run(settings, only=args.only, retrain=args.retrain)
     except PipelineFailed as error:
         print(f"\npipeline failed: {error}", file=sys.stderr)
         return 1

@@ -25,6 +25,9 @@ def publish() -> str:
     settings = load_settings()
     if settings.warehouse_target != "duckdb":
         return "postgres: readers use the live schema"
+    from warehouse.dbt_runner import release_duckdb
     from warehouse.publish import publish_duckdb
 
+    # When the dbt tasks ran in this process (dag.test), dbt-duckdb still holds the file.
+    release_duckdb()
     return str(publish_duckdb(settings.duckdb_path))

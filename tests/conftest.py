@@ -16,6 +16,16 @@ for _key in [k for k in os.environ if k.startswith("AIRFLOW")]:
 apply_airflow_env(_AIRFLOW_HOME)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def dbt_manifest() -> Path:
+    """The warehouse DAG renders its dbt tasks from the manifest, as on a deployment: write a
+    fresh one for this checkout (``dbt parse``, no database) before any DAG is parsed."""
+    from config import load_settings
+    from pipeline.dbt_tasks import ensure_manifest
+
+    return ensure_manifest(load_settings())
+
+
 def _postgres_url() -> str | None:
     import subprocess
 

@@ -59,7 +59,12 @@ def dbt_env(settings: Settings, target: str | None = None) -> dict[str, str]:
         "CX_WAREHOUSE_TARGET": target,
         "CX_LAKE_DIR": str(settings.lake_dir.resolve()),
         "CX_DUCKDB_PATH": str(settings.duckdb_path.resolve()),
-        **postgres_env(),
+        "CX_PG_HOST": settings.pg_host,
+        "CX_PG_PORT": str(settings.pg_port),
+        "CX_PG_USER": settings.pg_user,
+        "CX_PG_PASSWORD": settings.pg_password,
+        "CX_PG_DBNAME": settings.pg_dbname,
+        "CX_PG_SCHEMA": settings.pg_schema,
     }
     # dbt's anonymous usage statistics would try the network.
     env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
@@ -117,7 +122,7 @@ def invoke(
             outcome = dbtRunner().invoke(command)
         finally:
             if target == "duckdb":
-                _release_duckdb()
+                release_duckdb()
     seconds = time.monotonic() - started
     statuses: dict[str, str] = {}
     failures: list[str] = []
@@ -136,7 +141,7 @@ def invoke(
     return result
 
 
-def _release_duckdb() -> None:
+def release_duckdb() -> None:
     """Close the DuckDB database dbt-duckdb keeps open in this process after a command.
 
     dbt-duckdb caches one database handle per process; while it is open nobody else in the

@@ -1,0 +1,92 @@
+"""The dbt project as Airflow tasks: astronomer-cosmos renders one task per model and snapshot
+from the manifest (``python -m warehouse parse`` writes it; dbt never runs at parse time).
+``CX_DBT_TASKS=single`` trades that visibility for speed: one in-process ``dbt build`` task
+(about 2-3 s of dbt overhead in all, against 3-4 s per node for a task each).
+
+Each task runs ``dbt build`` on its node in-process (Cosmos' ``DBT_RUNNER`` invocation), so the
+node's tests gate its children and a failure retries that node alone. Tests with several parents
+run in a task of their own after all of them. The profile is ``dbt_project/profiles.yml``, fed
+the same environment as ``warehouse.dbt_runner``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from config import Settings
+from warehouse.dbt_runner import DBT_PROJECT_DIR, dbt_env
+
+MANIFEST = DBT_PROJECT_DIR / "target" / "manifest.json"
+DUCKDB_POOL = "duckdb_writer"
+
+
+class ManifestMissing(FileNotFoundError):
+    pass
+
+
+def ensure_manifest(settings: Settings) -> Path:
+    """Write the manifest the DAG renders from (``dbt parse``, a few seconds; no database)."""
+    from warehouse.dbt_runner import parse
+
+    return parse(settings)
+
+
+def dbt_tasks(settings: Settings, group_id: str = "dbt"):
+    """The dbt tasks of the warehouse DAG, as ``CX_DBT_TASKS`` chooses."""
+    if settings.dbt_tasks == "single":
+        return single_build_task(settings)
+    return dbt_task_group(settings, group_id)
+
+
+def single_build_task(settings: Settings):
+    """Every model, snapshot and test in one in-process ``dbt build``."""
+    from airflow.sdk import task
+
+    pool = DUCKDB_POOL if settings.warehouse_target == "duckdb" else None
+
+    @task(task_id="dbt_build", pool=pool)
+    def dbt_build() -> dict:
+        from config import load_settings
+        from warehouse import dbt_runner
+
+        current = load_settings()
+        result = dbt_runner.build(current, target=current.warehouse_target)
+        return {"seconds": round(result.seconds, 1), "nodes": len(result.node_statuses)}
+
+    return dbt_build()
+
+
+def dbt_task_group(settings: Settings, group_id: str = "dbt"):
+    """The Cosmos task group for the whole project, on the configured warehouse target."""
+    from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
+    from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
+
+    if not MANIFEST.exists():
+        raise ManifestMissing(
+            f"{MANIFEST} is missing: the warehouse DAG renders its tasks from dbt's manifest. "
+            "Write it with `python -m warehouse parse` (make run and make up do this)."
+        )
+    operator_args = {"env": dbt_env(settings), "append_env": True, "install_deps": False}
+    if settings.warehouse_target == "duckdb":
+        operator_args["pool"] = DUCKDB_POOL
+    return DbtTaskGroup(
+        group_id=group_id,
+        project_config=ProjectConfig(
+            dbt_project_path=DBT_PROJECT_DIR, manifest_path=MANIFEST, install_dbt_deps=False
+        ),
+        profile_config=ProfileConfig(
+            profile_name="cx",
+            target_name=settings.warehouse_target,
+            profiles_yml_filepath=DBT_PROJECT_DIR / "profiles.yml",
+        ),
+        render_config=RenderConfig(
+            load_method=LoadMode.DBT_MANIFEST,
+            test_behavior=TestBehavior.BUILD,
+            should_detach_multiple_parents_tests=True,
+            emit_datasets=False,
+        ),
+        execution_config=ExecutionConfig(
+            execution_mode=ExecutionMode.LOCAL, invocation_mode=InvocationMode.DBT_RUNNER
+        ),
+        operator_args=operator_args,
+    )

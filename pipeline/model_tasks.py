@@ -1,0 +1,90 @@
+"""The Python steps of the model DAGs: train and gate the models, then score every member.
+
+Training reads the analysts' published copy of the DuckDB warehouse, so it never holds the live
+file while a build writes it. Scoring writes ``ml_scores`` to the live file in one short
+transaction and then republishes the copy, so analysts and exports see the new scores.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from config import Settings, load_settings
+
+
+class NoChampionYet(LookupError):
+    """Scoring was asked for before any model version was promoted to ``champion``."""
+
+
+def warehouse_for_reading(settings: Settings) -> Path:
+    """The published copy if there is one, else the live file (first build, or tests)."""
+    from warehouse.publish import published_path
+
+    published = published_path(settings.duckdb_path)
+    return published if published.exists() else settings.duckdb_path
+
+
+def train_models(
+    horizon_days: int = 90, train_cutoffs: int = 6, margin: float | None = None, dag_run_id=None
+) -> dict:
+    """Train, evaluate and gate both models; returns versions, aliases and headline metrics."""
+    from ml import registry
+    from ml.train import config_from_settings, ensure_store, train
+
+    settings = load_settings()
+    if settings.warehouse_target != "duckdb":
+        raise NotImplementedError(
+            "CX_WAREHOUSE_TARGET=postgres: the models read the DuckDB warehouse only; "
+            "train on a DuckDB build of the same lake"
+        )
+    ensure_store(settings.mlflow_tracking_uri)
+    config = config_from_settings(
+        settings,
+        duckdb_path=warehouse_for_reading(settings),
+        horizon_days=horizon_days,
+        n_train_cutoffs=train_cutoffs,
+        margin=registry.DEFAULT_MARGIN if margin is None else margin,
+        dag_run_id=dag_run_id,
+    )
+    result = train(config)
+    headline = ("roc_auc", "pr_auc", "brier", "macro_f1", "majority_macro_f1")
+    return {
+        kind: {
+            "version": result[kind]["version"],
+            "alias": result[kind]["alias"],
+            **{k: round(v, 4) for k, v in result[kind]["metrics"].items() if k in headline},
+        }
+        for kind in ("churn", "segment")
+    }
+
+
+def has_champions(tracking_uri: str) -> bool:
+    """Whether both registered models have a ``champion`` alias."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from ml.train import CHURN_MODEL, SEGMENT_MODEL
+
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+    for name in (CHURN_MODEL, SEGMENT_MODEL):
+        try:
+            client.get_model_version_by_alias(name, "champion")
+        except MlflowException:
+            return False
+    return True
+
+
+def score_members() -> dict:
+    """Score every open member with the champions, then republish the analysts' copy."""
+    from ml.score import score
+    from warehouse.publish import publish_duckdb
+
+    settings = load_settings()
+    if not has_champions(settings.mlflow_tracking_uri):
+        raise NoChampionYet(
+            "no champion model in the registry at CX_MLFLOW_TRACKING_URI="
+            f"{settings.mlflow_tracking_uri}: trigger the train_models DAG first"
+        )
+    summary = score(settings.duckdb_path, settings.mlflow_tracking_uri)
+    summary["published"] = str(publish_duckdb(settings.duckdb_path))
+    return summary
