@@ -33,6 +33,15 @@ def _path(env, name, default: Path) -> Path:
     return Path(raw).expanduser().resolve() if raw else default
 
 
+def _yaml_file(env, name, default: Path) -> Path:
+    """A YAML file path; its existence is checked where it is read, so a missing programs file
+    never stops the DAGs that do not use it from parsing."""
+    path = _path(env, name, default)
+    if path.suffix.lower() not in (".yml", ".yaml"):
+        raise SettingsError(f"{name}={str(path)!r} must name a YAML file (.yml or .yaml)")
+    return path
+
+
 def _int(env, name, default: int, minimum: int | None = None) -> int:
     raw = _env(env, name)
     if raw is None:
@@ -103,6 +112,15 @@ class Settings:
     lake_dir: Path
     warehouse_target: str
     duckdb_path: Path
+    # How the warehouse DAG runs dbt: a task per model (Cosmos) or one `dbt build` task.
+    dbt_tasks: str
+    # The PostgreSQL warehouse (CX_WAREHOUSE_TARGET=postgres); the password is never printed.
+    pg_host: str
+    pg_port: int
+    pg_user: str
+    pg_password: str = field(repr=False)
+    pg_dbname: str
+    pg_schema: str
     # Ingestion behaviour.
     bad_row_threshold: float
     late_lookback_days: int
@@ -114,6 +132,10 @@ class Settings:
     sample_seed: int
     sample_start: date
     sample_end: date
+    # Programs: the marketers' config, and where exports and the segment report land.
+    programs_config: Path
+    exports_dir: Path
+    reports_dir: Path
     extra: dict = field(default_factory=dict, compare=False)
 
     @property
@@ -131,6 +153,9 @@ class Settings:
             if f.name == "extra":
                 continue
             value = getattr(self, f.name)
+            if "password" in f.name:
+                out[f.name] = "***" if value else "(empty)"
+                continue
             text = ",".join(value) if isinstance(value, tuple) else str(value)
             out[f.name] = mask_url(text)
         return out
@@ -156,6 +181,13 @@ ENV_VARS = {
     "CX_SOURCES": "comma-separated subset of loyalty,surveys,calls to ingest; default all three",
     "CX_LAKE_DIR": "raw lake and quarantine folder; default $CX_DATA_DIR/lake",
     "CX_WAREHOUSE_TARGET": "duckdb (default) or postgres",
+    "CX_DBT_TASKS": "per_model (default: one Airflow task per dbt model, via Cosmos) or single (one dbt build task, fastest)",
+    "CX_PG_HOST": "PostgreSQL warehouse host; default 127.0.0.1",
+    "CX_PG_PORT": "PostgreSQL warehouse port; default 55432 (scripts/postgres.sh)",
+    "CX_PG_USER": "PostgreSQL warehouse user; default cx",
+    "CX_PG_PASSWORD": "PostgreSQL warehouse password (secret: environment only, never printed)",
+    "CX_PG_DBNAME": "PostgreSQL warehouse database; default cx",
+    "CX_PG_SCHEMA": "PostgreSQL schema the marts are built in; default analytics",
     "CX_DUCKDB_PATH": "DuckDB warehouse file; default $CX_DATA_DIR/warehouse/cx.duckdb",
     "CX_BAD_ROW_THRESHOLD": "share of bad rows (0-1) above which a landing fails; default 0.05",
     "CX_LATE_LOOKBACK_DAYS": "days re-read for late rows when a table has no recorded-at watermark; default 3",
@@ -165,6 +197,9 @@ ENV_VARS = {
     "CX_SAMPLE_SEED": "sample generator seed; default 7",
     "CX_SAMPLE_START": "first day of sample history; default 2024-07-01",
     "CX_SAMPLE_END": "last day of sample history; default 2026-06-30",
+    "CX_PROGRAMS_CONFIG": "the programs' YAML file (eligibility, priority, control share, contact rules); default programs/programs.yml",
+    "CX_EXPORTS_DIR": "program exports per cycle (<dir>/<cycle_date>/, <dir>/latest); default $CX_DATA_DIR/exports",
+    "CX_REPORTS_DIR": "the segment report (segment-report.html); default $CX_DATA_DIR/reports",
 }
 
 
@@ -189,6 +224,13 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         lake_dir=lake_dir,
         warehouse_target=_choice(env, "CX_WAREHOUSE_TARGET", "duckdb", ("duckdb", "postgres")),
         duckdb_path=_path(env, "CX_DUCKDB_PATH", data_dir / "warehouse" / "cx.duckdb"),
+        dbt_tasks=_choice(env, "CX_DBT_TASKS", "per_model", ("per_model", "single")),
+        pg_host=_env(env, "CX_PG_HOST") or "127.0.0.1",
+        pg_port=_int(env, "CX_PG_PORT", 55432, minimum=1),
+        pg_user=_env(env, "CX_PG_USER") or "cx",
+        pg_password=_env(env, "CX_PG_PASSWORD") or "",
+        pg_dbname=_env(env, "CX_PG_DBNAME") or "cx",
+        pg_schema=_env(env, "CX_PG_SCHEMA") or "analytics",
         bad_row_threshold=_float(env, "CX_BAD_ROW_THRESHOLD", 0.05, 0.0, 1.0),
         late_lookback_days=_int(env, "CX_LATE_LOOKBACK_DAYS", 3, minimum=0),
         mlflow_tracking_uri=_env(env, "CX_MLFLOW_TRACKING_URI")
@@ -198,4 +240,9 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         sample_seed=_int(env, "CX_SAMPLE_SEED", 7),
         sample_start=sample_start,
         sample_end=sample_end,
+        programs_config=_yaml_file(
+            env, "CX_PROGRAMS_CONFIG", REPO_ROOT / "programs" / "programs.yml"
+        ),
+        exports_dir=_path(env, "CX_EXPORTS_DIR", data_dir / "exports"),
+        reports_dir=_path(env, "CX_REPORTS_DIR", data_dir / "reports"),
     )
