@@ -51,6 +51,22 @@ sample: install ## (Re)generate the sample sources under data/sample
 ingest: install ## Run the three ingestion DAGs once over the sample period
 	$(PY) -m pipeline run --only ingest
 
+.PHONY: programs
+programs: install ## Run a programs cycle on the current scores: assign, export, measure, report
+	$(PY) -m programs run
+
+.PHONY: programs-check
+programs-check: install ## Check programs/programs.yml (eligibility columns, priorities, rules)
+	$(PY) -m programs check
+
+.PHONY: report
+report: install ## Regenerate the segment report (data/reports/segment-report.html)
+	$(PY) -m programs report
+
+.PHONY: chromium
+chromium: ## Install Debian's Chromium (as root) for the report's browser test
+	scripts/chromium.sh install
+
 .PHONY: settings
 settings: install ## Print the effective settings (passwords masked)
 	$(PY) -m pipeline settings
@@ -65,6 +81,14 @@ format: install-dev ## Apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+.PHONY: docs
+docs: install ## Build the dbt docs (models, columns, tests, lineage) and serve them on 127.0.0.1:8580
+	$(PY) -m warehouse docs
+
+.PHONY: freshness
+freshness: install ## How old the newest landed row of each source is (dbt source freshness)
+	$(PY) -m warehouse freshness
+
 .PHONY: postgres
 postgres: ## Install (Debian packages) and start the local PostgreSQL used by the tests
 	scripts/postgres.sh start
@@ -75,6 +99,7 @@ postgres-stop: ## Stop the local PostgreSQL
 
 .PHONY: test
 test: install-dev lint ## Lint, start PostgreSQL, and run the whole test suite
+	scripts/chromium.sh install >/dev/null
 	CX_TEST_POSTGRES_URL=$$(scripts/postgres.sh start) $(PY) -m pytest
 
 .PHONY: lock

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from config import load_settings
 from warehouse import dbt_runner
@@ -30,6 +31,20 @@ def build_warehouse(
     return result
 
 
+def serve_folder(folder: Path, port: int) -> None:
+    """Serve a static folder on 127.0.0.1 until interrupted (the dbt docs site)."""
+    import functools
+    import http.server
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    with http.server.ThreadingHTTPServer(("127.0.0.1", port), handler) as server:
+        print(f"serving the dbt docs on http://127.0.0.1:{port}/ (Ctrl-C to stop)", flush=True)
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m warehouse", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -44,6 +59,12 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("enrich", help="score survey comments into <lake>/enriched")
     commands.add_parser("load-postgres", help="copy the raw lake into PostgreSQL schema raw")
     commands.add_parser("publish", help="publish a read-only copy of the DuckDB warehouse")
+    commands.add_parser(
+        "freshness", help="dbt source freshness: how old the newest landed row of each source is"
+    )
+    docs = commands.add_parser("docs", help="dbt docs generate, then serve them on 127.0.0.1")
+    docs.add_argument("--port", type=int, default=8580)
+    docs.add_argument("--no-serve", action="store_true", help="generate only")
     args = parser.parse_args(argv)
     settings = load_settings()
 
@@ -66,6 +87,16 @@ def main(argv: list[str] | None = None) -> int:
             f"loaded {len(report.loaded)} partition files, {len(report.unchanged)} unchanged, "
             f"{len(report.removed)} removed"
         )
+    elif args.command == "freshness":
+        result = dbt_runner.source_freshness(settings)
+        for node, status in sorted(result.node_statuses.items()):
+            print(f"{status:<8} {node}")
+        return 0 if result.success else 1
+    elif args.command == "docs":
+        site = dbt_runner.docs_generate(settings)
+        print(f"dbt docs written to {site}")
+        if not args.no_serve:
+            serve_folder(site, args.port)
     elif args.command == "publish":
         from warehouse.publish import publish_duckdb
 

@@ -226,3 +226,12 @@ def parse(
     """``dbt parse``; returns the path of the written ``manifest.json``."""
     invoke(["parse"], settings, target=target, target_path=target_path)
     return (target_path or DBT_PROJECT_DIR / "target") / "manifest.json"
+
+
+def docs_generate(
+    settings: Settings, *, target: str | None = None, target_path: Path | None = None
+) -> Path:
+    """``dbt docs generate``: the static site (``index.html``, manifest and catalog) in the
+    target folder; returns that folder. Reads column types from the built warehouse."""
+    invoke(["docs", "generate"], settings, target=target, target_path=target_path)
+    return target_path or DBT_PROJECT_DIR / "target"

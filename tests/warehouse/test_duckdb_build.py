@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from decimal import Decimal
 
@@ -13,6 +14,8 @@ from warehouse_fixture_lake import (
     MEMBER_IDS,
     PIT_CUTOFF,
 )
+
+from config.settings import REPO_ROOT
 
 
 def rows(connection, sql):
@@ -188,3 +191,36 @@ def test_published_copy_is_readable_while_the_pipeline_writes(duckdb_build, tmp_
         assert reader.execute("select count(*) from restricted.member_contacts").fetchone() == (6,)
     assert not target.stat().st_mode & 0o222  # read-only for everyone
     assert [p.name for p in target.parent.iterdir()] == ["cx.duckdb"]  # no temp left behind
+
+
+def test_docs_site_documents_the_marts(duckdb_build):
+    """`make docs` generates the dbt docs site with the marts' columns from the warehouse."""
+    from warehouse import dbt_runner
+
+    site = dbt_runner.docs_generate(duckdb_build.settings, target_path=duckdb_build.target_path)
+    assert (site / "index.html").stat().st_size > 10_000
+    catalog = json.loads((site / "catalog.json").read_text())
+    customer = next(n for k, n in catalog["nodes"].items() if k.endswith(".customer_360"))
+    assert {"member_id", "as_of_date", "tenure_days"} <= set(customer["columns"])
+
+
+def test_readme_catalogue_lists_every_mart_and_snapshot(duckdb_build):
+    """The table catalogue analysts read names every mart and snapshot dbt builds, and no
+    model that no longer exists."""
+    import re
+
+    manifest = json.loads((duckdb_build.target_path / "manifest.json").read_text())
+    built = {
+        node["name"]
+        for node in manifest["nodes"].values()
+        if node["resource_type"] == "snapshot"
+        or (node["resource_type"] == "model" and node["fqn"][1] == "marts")
+    }
+    readme = (REPO_ROOT / "dbt_project" / "README.md").read_text()
+    section = readme.split("## Table catalogue", 1)[1].split("\n## ", 1)[0]
+    listed = {
+        name.split(".")[-1] for name in re.findall(r"^\| `([\w.]+)` \|", section, re.MULTILINE)
+    }
+    assert built - listed == set(), "models missing from the README catalogue"
+    dbt_like = {n for n in listed if n.startswith(("fct_", "dim_", "mart_", "snap_", "int_"))}
+    assert dbt_like - built == set(), "catalogue lists models dbt no longer builds"
