@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from config import Settings, load_settings
@@ -229,6 +229,18 @@ def main(argv: list[str] | None = None) -> int:
         "--verbose", action="store_true", help="show every task's log, not only warnings"
     )
     sub.add_parser("settings", help="print the effective settings (passwords masked)")
+    dag_parser = sub.add_parser("dag", help="run one DAG with dag.test() for one logical date")
+    dag_parser.add_argument("dag_id")
+    dag_parser.add_argument(
+        "--logical-date",
+        type=date.fromisoformat,
+        required=True,
+        help="YYYY-MM-DD (UTC midnight); the run covers the day before",
+    )
+    dag_parser.add_argument("--verbose", action="store_true")
+    dag_parser.add_argument(
+        "--skip-migrate", action="store_true", help="the Airflow database is known to be current"
+    )
     args = parser.parse_args(argv)
 
     verbose = getattr(args, "verbose", False)
@@ -249,6 +261,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "settings":
         for key, value in settings.describe().items():
             print(f"{key:<22} {value}")
+        return 0
+    if args.command == "dag":
+        apply_airflow_env()
+        if not args.skip_migrate:
+            migrate_airflow_db()
+        logical = datetime.combine(args.logical_date, datetime.min.time(), UTC)
+        try:
+            seconds = run_dag(args.dag_id, logical)
+        except PipelineFailed as error:
+            print(f"\n{args.dag_id} failed: {error}", file=sys.stderr)
+            return 1
+        print(f"{args.dag_id} for {args.logical_date}: ok in {seconds:.1f}s")
         return 0
     try:
         result = run(settings, only=args.only, retrain=args.retrain)

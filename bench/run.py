@@ -1,0 +1,421 @@
+"""``make bench``: the pipeline through Airflow at scale, with a ceiling to compare against.
+
+For each size it generates the sample sources (timed, not counted), runs every DAG of the main
+job for the full history, then one incremental day on top, each DAG in its own process
+(``python -m pipeline dag``) so its wall seconds, CPU seconds and peak memory are its own
+(``os.wait4``). It then measures two ceilings on the same data:
+
+- the warehouse: dbt's compiled SQL (models and tests) run directly in DuckDB, no dbt, no Airflow;
+- the extract: each raw source read directly into Arrow by the fastest reader we have.
+
+It prints a table and writes the figures as JSON to ``bench/results/<members>-members.json``.
+A benchmark, not a test: nothing here asserts a target; the figures say where we stand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from config.settings import REPO_ROOT
+
+RESULTS_DIR = REPO_ROOT / "bench" / "results"
+# The main job's DAGs, in the order the Assets chain them.
+INGEST_DAGS = ("ingest_loyalty", "ingest_surveys", "ingest_calls")
+DOWNSTREAM_DAGS = ("build_warehouse", "train_models", "score_members", "run_programs")
+# The full load covers the history up to FULL_END; the incremental day is the one after it.
+SAMPLE_START = date(2024, 7, 1)
+FULL_END = date(2026, 6, 30)
+
+
+@dataclass
+class Stage:
+    name: str
+    wall_seconds: float
+    cpu_seconds: float
+    peak_memory_mb: float
+    rows: int | None = None
+    counted: bool = True
+    ok: bool = True
+    tasks: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def rows_per_second(self) -> float | None:
+        if not self.rows or not self.wall_seconds:
+            return None
+        return self.rows / self.wall_seconds
+
+
+def run_measured(name: str, command: list[str], env: dict[str, str], log: Path) -> Stage:
+    """Run ``command`` as a child process; its own wall, CPU and peak RSS (``os.wait4``)."""
+    started = time.perf_counter()
+    with log.open("ab") as out:
+        out.write(f"\n==> {name}: {' '.join(command)}\n".encode())
+        out.flush()
+        child = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(child.pid, 0)
+    wall = time.perf_counter() - started
+    ok = os.waitstatus_to_exitcode(status) == 0
+    return Stage(
+        name=name,
+        wall_seconds=round(wall, 2),
+        cpu_seconds=round(usage.ru_utime + usage.ru_stime, 2),
+        peak_memory_mb=round(usage.ru_maxrss / 1024, 1),  # Linux reports KiB
+        ok=ok,
+    )
+
+
+def bench_env(root: Path, members: int) -> dict[str, str]:
+    env = {
+        key: value for key, value in os.environ.items() if not key.startswith(("CX_", "AIRFLOW"))
+    }
+    env.update(
+        {
+            "CX_DATA_DIR": str(root),
+            "CX_SAMPLE_MEMBERS": str(members),
+            "CX_SAMPLE_START": SAMPLE_START.isoformat(),
+            "CX_SAMPLE_END": (FULL_END + timedelta(days=1)).isoformat(),
+            "AIRFLOW_HOME": str(root / "airflow"),
+            "PYTHONPATH": str(REPO_ROOT),
+        }
+    )
+    return env
+
+
+def task_seconds(airflow_home: Path, dag_id: str) -> dict[str, float]:
+    """Seconds per task of the DAG's latest run, from Airflow's metadata database."""
+    db = airflow_home / "airflow.db"
+    if not db.exists():
+        return {}
+    with sqlite3.connect(db) as con:
+        rows = con.execute(
+            "select task_id, (julianday(end_date) - julianday(start_date)) * 86400 "
+            "from task_instance where dag_id = ? and run_id = ("
+            "  select run_id from dag_run where dag_id = ? order by id desc limit 1)",
+            (dag_id, dag_id),
+        ).fetchall()
+    return {task: round(seconds or 0.0, 2) for task, seconds in rows}
+
+
+def landed_rows(lake: Path, interval_end: datetime) -> dict[str, int]:
+    """Rows landed per source by the landings whose interval ends at ``interval_end``."""
+    stamp = interval_end.strftime("%Y%m%dT%H%M%SZ")
+    totals: dict[str, int] = {}
+    for manifest in (lake / "manifests").glob(f"*/*/interval=*--{stamp}.json"):
+        source = manifest.parent.parent.name
+        totals[source] = totals.get(source, 0) + json.loads(manifest.read_text())["rows_landed"]
+    return totals
+
+
+def warehouse_rows(duckdb_path: Path) -> int:
+    import duckdb
+
+    with duckdb.connect(str(duckdb_path), read_only=True) as con:
+        return sum(
+            con.execute(f"select count(*) from {table}").fetchone()[0]
+            for table in ("fct_transactions", "fct_survey_responses", "fct_calls", "customer_360")
+        )
+
+
+def scored_members(duckdb_path: Path) -> int:
+    import duckdb
+
+    with duckdb.connect(str(duckdb_path), read_only=True) as con:
+        return con.execute(
+            "select count(*) from ml_scores where score_date = (select max(score_date) "
+            "from ml_scores)"
+        ).fetchone()[0]
+
+
+def run_day(
+    label: str, logical: date, env: dict[str, str], root: Path, log: Path, dags: tuple[str, ...]
+) -> list[Stage]:
+    stages = []
+    python = sys.executable
+    for dag_id in dags:
+        if not (REPO_ROOT / "dags" / f"{dag_id}.py").exists():
+            continue
+        command = [python, "-m", "pipeline", "dag", dag_id, "--skip-migrate"]
+        command += ["--logical-date", logical.isoformat()]
+        stage = run_measured(f"{label}:{dag_id}", command, env, log)
+        stage.tasks = task_seconds(root / "airflow", dag_id)
+        stages.append(stage)
+        print(f"  {stage.name:<32} {stage.wall_seconds:>8.1f}s", flush=True)
+        if not stage.ok:
+            print(f"  {dag_id} failed; see {log}", flush=True)
+            break
+    return stages
+
+
+def dbt_sql_ceiling(root: Path, env: dict[str, str], log: Path) -> Stage:
+    """Compile the project against an empty database, then run the compiled SQL of every model,
+    snapshot (as a plain table) and test directly in DuckDB, in dependency order."""
+    import duckdb
+
+    work = root / "ceiling"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    compile_env = {**env, "CX_DUCKDB_PATH": str(work / "compile" / "cx.duckdb")}
+    (work / "compile").mkdir()
+    target = work / "target"
+    code = (
+        "from config import load_settings; from warehouse import dbt_runner; "
+        f"dbt_runner.invoke(['compile'], load_settings(), target_path=__import__('pathlib').Path('{target}'))"
+    )
+    compiled = run_measured("ceiling:dbt compile", [sys.executable, "-c", code], compile_env, log)
+    if not compiled.ok:
+        raise RuntimeError(f"dbt compile failed; see {log}")
+    manifest = json.loads((target / "manifest.json").read_text())
+    nodes = {
+        uid: node
+        for uid, node in manifest["nodes"].items()
+        if node["resource_type"] in ("model", "snapshot", "test")
+    }
+    order = _topological(nodes)
+    database = work / "run" / "cx.duckdb"
+    database.parent.mkdir()
+    started_cpu = time.process_time()
+    started = time.perf_counter()
+    with duckdb.connect(str(database)) as con:
+        con.execute("set TimeZone = 'UTC'")
+        for uid in order:
+            node = nodes[uid]
+            sql = node.get("compiled_code")
+            if not sql:
+                continue
+            if node["resource_type"] == "test":
+                con.execute(f"select count(*) from ({sql}) as failures").fetchone()
+                continue
+            con.execute(f'create schema if not exists "{node["schema"]}"')
+            con.execute(f'create or replace table "{node["schema"]}"."{node["alias"]}" as {sql}')
+    return Stage(
+        name="ceiling:compiled SQL in DuckDB",
+        wall_seconds=round(time.perf_counter() - started, 2),
+        cpu_seconds=round(time.process_time() - started_cpu, 2),
+        peak_memory_mb=0.0,
+    )
+
+
+def _topological(nodes: dict[str, dict]) -> list[str]:
+    done: list[str] = []
+    seen: set[str] = set()
+
+    def visit(uid: str) -> None:
+        if uid in seen or uid not in nodes:
+            return
+        seen.add(uid)
+        for parent in nodes[uid]["depends_on"]["nodes"]:
+            visit(parent)
+        done.append(uid)
+
+    for uid in sorted(nodes):
+        visit(uid)
+    return done
+
+
+def extract_ceiling(root: Path) -> list[Stage]:
+    """Each source read straight into Arrow: ADBC for the SQLite database, Arrow's own JSON and
+    CSV readers for the exports (no casting, checking or writing)."""
+    import adbc_driver_sqlite.dbapi as adbc
+    import pyarrow.csv as pacsv
+    import pyarrow.json as pajson
+
+    sample = root / "sample"
+    stages = []
+    started = time.perf_counter()
+    rows = 0
+    with adbc.connect(str(sample / "loyalty.db")) as con, con.cursor() as cursor:
+        for table in ("members", "transactions"):
+            cursor.execute(f"select * from {table}")
+            rows += cursor.fetch_arrow_table().num_rows
+    stages.append(_ceiling_stage("ceiling:read loyalty", started, rows))
+    started = time.perf_counter()
+    rows = sum(pajson.read_json(path).num_rows for path in (sample / "surveys").rglob("*.jsonl"))
+    stages.append(_ceiling_stage("ceiling:read surveys", started, rows))
+    started = time.perf_counter()
+    rows = 0
+    for path in (sample / "calls").rglob("*.csv"):
+        try:
+            rows += pacsv.read_csv(path).num_rows
+        except Exception:  # the sample's planted malformed files; the pipeline quarantines them
+            continue
+    stages.append(_ceiling_stage("ceiling:read calls", started, rows))
+    return stages
+
+
+def _ceiling_stage(name: str, started: float, rows: int) -> Stage:
+    return Stage(name, round(time.perf_counter() - started, 2), 0.0, 0.0, rows=rows)
+
+
+def bench_size(members: int, root: Path, skip_generate: bool) -> dict:
+    root.mkdir(parents=True, exist_ok=True)
+    env = bench_env(root, members)
+    log = root / "bench.log"
+    log.write_text("")
+    print(f"\n== {members:,} members in {root} (log: {log})", flush=True)
+    stages: list[Stage] = []
+    if not (skip_generate and (root / "sample" / "loyalty.db").exists()):
+        command = [sys.executable, "-m", "sample_data.generate", "--out", str(root / "sample")]
+        for key, flag in (("CX_SAMPLE_MEMBERS", "--members"), ("CX_SAMPLE_START", "--start")):
+            command += [flag, env[key]]
+        command += ["--end", env["CX_SAMPLE_END"]]
+        generated = run_measured("generate sample", command, env, log)
+        generated.counted = False
+        stages.append(generated)
+        print(f"  {generated.name:<32} {generated.wall_seconds:>8.1f}s", flush=True)
+    for state in ("lake", "warehouse", "mlflow", "exports", "reports", "airflow", "ceiling"):
+        shutil.rmtree(root / state, ignore_errors=True)
+    # Airflow's metadata database, pools and dbt's manifest: set-up, not counted.
+    setup_code = (
+        "from config import load_settings; from pipeline.airflow_env import apply_airflow_env; "
+        "apply_airflow_env(); from pipeline.run import migrate_airflow_db; migrate_airflow_db(); "
+        "from pipeline.dbt_tasks import ensure_manifest; ensure_manifest(load_settings())"
+    )
+    setup = run_measured("set up Airflow and dbt", [sys.executable, "-c", setup_code], env, log)
+    setup.counted = False
+    stages.append(setup)
+    full_day = FULL_END + timedelta(days=1)
+    incremental_day = full_day + timedelta(days=1)
+    full = run_day("full", full_day, env, root, log, INGEST_DAGS + DOWNSTREAM_DAGS)
+    full_end = datetime.combine(full_day, datetime.min.time(), UTC)
+    landed = landed_rows(root / "lake", full_end)
+    duckdb_path = root / "warehouse" / "cx.duckdb"
+    for stage in full:
+        dag_id = stage.name.split(":", 1)[1]
+        if dag_id.startswith("ingest_"):
+            stage.rows = landed.get(dag_id.removeprefix("ingest_"), 0)
+        elif dag_id == "build_warehouse" and stage.ok:
+            stage.rows = warehouse_rows(duckdb_path)
+        elif dag_id == "score_members" and stage.ok:
+            stage.rows = scored_members(duckdb_path)
+    stages += full
+    # One more day on top of the full load: ingestion, warehouse, scoring, programs (the weekly
+    # training does not run on an ordinary day).
+    daily_dags = INGEST_DAGS + tuple(d for d in DOWNSTREAM_DAGS if d != "train_models")
+    daily = run_day("incremental", incremental_day, env, root, log, daily_dags)
+    daily_landed = landed_rows(
+        root / "lake", datetime.combine(incremental_day, datetime.min.time(), UTC)
+    )
+    for stage in daily:
+        dag_id = stage.name.split(":", 1)[1]
+        if dag_id.startswith("ingest_"):
+            stage.rows = daily_landed.get(dag_id.removeprefix("ingest_"), 0)
+    stages += daily
+    ceilings = [dbt_sql_ceiling(root, env, log), *extract_ceiling(root)]
+    return summarise(members, stages, ceilings)
+
+
+def summarise(members: int, stages: list[Stage], ceilings: list[Stage]) -> dict:
+    full = [s for s in stages if s.name.startswith("full:")]
+    daily = [s for s in stages if s.name.startswith("incremental:")]
+    full_total = sum(s.wall_seconds for s in full)
+    daily_total = sum(s.wall_seconds for s in daily)
+    by_name = {s.name: s for s in stages + ceilings}
+    ratios = {}
+    warehouse = by_name.get("full:build_warehouse")
+    sql = by_name.get("ceiling:compiled SQL in DuckDB")
+    if warehouse and sql and sql.wall_seconds:
+        ratios["warehouse_build_vs_compiled_sql"] = round(
+            warehouse.wall_seconds / sql.wall_seconds, 2
+        )
+    for source in ("loyalty", "surveys", "calls"):
+        ingest = by_name.get(f"full:ingest_{source}")
+        read = by_name.get(f"ceiling:read {source}")
+        if ingest and read and read.wall_seconds:
+            ratios[f"ingest_{source}_vs_raw_read"] = round(
+                ingest.wall_seconds / read.wall_seconds, 1
+            )
+    validation = sum(
+        seconds
+        for s in full
+        if s.name.startswith("full:ingest_")
+        for task, seconds in s.tasks.items()
+        if task.endswith(".validate")
+    )
+    ingestion = sum(s.wall_seconds for s in full if s.name.startswith("full:ingest_"))
+    return {
+        "members": members,
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "stages": [
+            {**asdict(s), "rows_per_second": s.rows_per_second and round(s.rows_per_second)}
+            for s in stages
+        ],
+        "ceilings": [
+            {**asdict(s), "rows_per_second": s.rows_per_second and round(s.rows_per_second)}
+            for s in ceilings
+        ],
+        "totals": {
+            "full_wall_seconds": round(full_total, 1),
+            "full_peak_memory_mb": max((s.peak_memory_mb for s in full), default=0.0),
+            "incremental_wall_seconds": round(daily_total, 1),
+            "incremental_share_of_full": round(daily_total / full_total, 3) if full_total else None,
+            "validation_share_of_ingestion": round(validation / ingestion, 3)
+            if ingestion
+            else None,
+            "all_ok": all(s.ok for s in stages),
+        },
+        "ratios_to_ceiling": ratios,
+    }
+
+
+def machine() -> dict:
+    memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return {
+        "cpus": os.cpu_count(),
+        "memory_gb": round(memory_gb, 1),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+    }
+
+
+def print_table(result: dict) -> None:
+    print(
+        f"\n{result['members']:,} members ({result['machine']['cpus']} CPUs, "
+        f"{result['machine']['memory_gb']} GB)"
+    )
+    print(f"  {'stage':<34}{'wall s':>9}{'cpu s':>9}{'peak MB':>9}{'rows/s':>12}")
+    for row in result["stages"] + result["ceilings"]:
+        rate = f"{row['rows_per_second']:,}" if row["rows_per_second"] else "-"
+        flag = "" if row["ok"] else "  FAILED"
+        print(
+            f"  {row['name']:<34}{row['wall_seconds']:>9.1f}{row['cpu_seconds']:>9.1f}"
+            f"{row['peak_memory_mb']:>9.0f}{rate:>12}{flag}"
+        )
+    for key, value in {**result["totals"], **result["ratios_to_ceiling"]}.items():
+        print(f"  {key:<40} {value}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--sizes", default="100000,1000000", help="comma-separated member counts")
+    parser.add_argument("--root", type=Path, default=REPO_ROOT / "data" / "bench")
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR)
+    parser.add_argument(
+        "--reuse-sample", action="store_true", help="keep a sample already generated at a size"
+    )
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    failed = False
+    for members in (int(size) for size in args.sizes.split(",")):
+        result = bench_size(members, args.root / f"{members}", args.reuse_sample)
+        path = args.out / f"{members}-members.json"
+        path.write_text(json.dumps(result, indent=1) + "\n")
+        print_table(result)
+        print(f"  figures written to {path}")
+        failed = failed or not result["totals"]["all_ok"]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
