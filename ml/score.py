@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ml import features, monitor, reasons, validate
-from ml.train import CHURN_MODEL, SEGMENT_MODEL
+from ml.train import CHURN_MODEL, SEGMENT_MODEL, quiet_skops
 
 RISK_HIGH = 0.5
 RISK_MEDIUM = 0.25
@@ -76,9 +76,9 @@ def load_champion(name: str) -> Champion:
     info = get_model_info(uri)
     inputs = {spec.name: str(spec.type) for spec in info.signature.inputs.inputs}
     inputs = {k: v.split(".")[-1].lower() for k, v in inputs.items()}
-    return Champion(
-        name, mlflow.sklearn.load_model(uri), str(version.version), str(version.run_id), inputs
-    )
+    with quiet_skops():
+        model = mlflow.sklearn.load_model(uri)
+    return Champion(name, model, str(version.version), str(version.run_id), inputs)
 
 
 def risk_band(

@@ -13,6 +13,9 @@ import json
 import subprocess
 import tempfile
 import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +55,15 @@ def git_commit(repo: Path | None = None) -> str:
         return "unknown"
 
 
+@contextmanager
+def quiet_skops() -> Iterator[None]:
+    """skops looks every loaded module up for the ufuncs it serialises; in an Airflow worker
+    that touches Airflow's deprecated aliases and floods the task log with warnings."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", module=r"skops\.")
+        yield
+
+
 def _trusted_types(model) -> list[str]:
     """The types skops must be told to trust: exactly those in the object we just built."""
     import skops.io
@@ -64,15 +76,16 @@ def _log_model(model, frame: pd.DataFrame, output) -> str:
     import mlflow
     from mlflow.models import infer_signature
 
-    info = mlflow.sklearn.log_model(
-        model,
-        name="model",
-        signature=infer_signature(frame, output),
-        input_example=frame.head(5),
-        serialization_format="skops",
-        skops_trusted_types=_trusted_types(model),
-        pip_requirements=PIP_REQUIREMENTS,
-    )
+    with quiet_skops():
+        info = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            signature=infer_signature(frame, output),
+            input_example=frame.head(5),
+            serialization_format="skops",
+            skops_trusted_types=_trusted_types(model),
+            pip_requirements=PIP_REQUIREMENTS,
+        )
     return info.model_uri
 
 

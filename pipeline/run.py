@@ -186,20 +186,20 @@ def run(settings: Settings, only: str | None = None, retrain: bool = False) -> d
 
         if retrain or not has_champions(settings.mlflow_tracking_uri):
             stages.append("train_models")
-        stages.append("score_members")
-        if (REPO_ROOT / "dags" / "run_programs.py").exists():
-            stages.append("run_programs")
+        stages += ["score_members", "run_programs"]
         for dag_id in stages:
             print(f"==> {dag_id}", flush=True)
             timings[dag_id] = run_dag(dag_id, logical_date)
     report = landing_report(settings, logical_date)
     from warehouse.publish import published_path
 
-    return {
-        "timings": timings,
-        "landings": report,
-        "warehouse": str(published_path(settings.duckdb_path)) if only != "ingest" else None,
-    }
+    result = {"timings": timings, "landings": report, "warehouse": None, "programs": None}
+    if only != "ingest":
+        from programs.cycle import outputs
+
+        result["warehouse"] = str(published_path(settings.duckdb_path))
+        result["programs"] = outputs(settings)
+    return result
 
 
 def print_report(result: dict) -> None:
@@ -212,6 +212,11 @@ def print_report(result: dict) -> None:
             print(f"  quarantine: {row['quarantine']}")
     if result.get("warehouse"):
         print(f"\nWarehouse (read-only copy for analysts): {result['warehouse']}")
+    programs = result.get("programs") or {}
+    if programs.get("exports"):
+        print(f"Program exports (cycle {programs['cycle_date']}): {programs['exports']}")
+    if programs.get("report"):
+        print(f"Segment report (open in a browser): {programs['report']}")
     print("\nSeconds per step: " + ", ".join(f"{k} {v:.1f}" for k, v in result["timings"].items()))
 
 

@@ -1,0 +1,88 @@
+"""
+### Run the targeted programs
+
+Runs when new scores land (the `warehouse.ml_scores` Asset), not by the clock. One cycle per
+score date, set in `programs/programs.yml`:
+
+1. **assign**: each member joins at most one program (by priority); each program holds out a
+   randomised control group; writes `program_assignments` and `program_cycles`.
+2. **export**: one CSV and one Parquet file per program (treated members only, email only for
+   opted-in members) and `manifest.json`, published atomically under
+   `exports/<cycle_date>/` with a `latest` pointer; emits the `exports.programs` Asset.
+3. **measure**: lift (treated vs control retention and spend, with confidence intervals) of every
+   cycle whose response window has passed, and the key drivers, into `mart_program_lift` and
+   `mart_key_drivers`.
+4. **publish_warehouse**: refreshes the analysts' read-only copy of the warehouse.
+5. **report**: the segment report, `reports/segment-report.html`.
+
+Each step writes to DuckDB in one short transaction. A rerun of a cycle replaces its rows and
+reproduces the same export files.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from airflow.sdk import dag, task
+
+from pipeline.assets import MODEL_ASSETS, PROGRAM_ASSETS
+
+
+@dag(
+    dag_id="run_programs",
+    schedule=[MODEL_ASSETS["ml_scores"]],
+    start_date=datetime(2024, 1, 1, tzinfo=UTC),
+    catchup=False,
+    max_active_runs=1,
+    tags=["programs", "exports", "marketing"],
+    default_args={
+        "retries": 2,
+        "retry_delay": timedelta(minutes=2),
+        "owner": "marketing-analytics",
+    },
+    doc_md=__doc__,
+)
+def run_programs():
+    @task
+    def assign() -> dict:
+        from config import load_settings
+        from programs import cycle
+
+        return cycle.assign(load_settings())
+
+    @task(outlets=[PROGRAM_ASSETS["exports"]])
+    def export(assigned: dict) -> dict:
+        from config import load_settings
+        from programs import cycle
+
+        return cycle.export(load_settings(), assigned["cycle_date"])
+
+    @task
+    def measure(assigned: dict) -> dict:
+        from config import load_settings
+        from programs import cycle
+
+        return cycle.measure(load_settings(), assigned["cycle_date"])
+
+    @task
+    def publish_warehouse() -> str:
+        from config import load_settings
+        from programs import cycle
+
+        return cycle.publish(load_settings())
+
+    @task
+    def report() -> dict:
+        from config import load_settings
+        from programs import cycle
+
+        return cycle.report(load_settings())
+
+    assigned = assign()
+    exported = export(assigned)
+    published = publish_warehouse()
+    measure(assigned) >> published
+    [exported, published] >> report()
+
+
+run_programs()

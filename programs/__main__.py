@@ -1,0 +1,3 @@
+from programs.cli import main
+
+raise SystemExit(main())

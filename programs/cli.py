@@ -1,0 +1,84 @@
+"""``python -m programs <command>``: the same steps the ``run_programs`` DAG runs, by hand.
+
+check      check the programs file and list its programs (no warehouse needed)
+columns    the member columns an eligibility condition may use
+run        a whole cycle: assign, export, measure, publish, report
+assign     step 1 only;  export / measure [--cycle-date D]: steps 2 and 3
+report     regenerate the segment report from the warehouse
+outputs    print where the latest exports and the report are
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def _check(settings) -> int:
+    from programs import config
+
+    loaded = config.load(settings.programs_config)
+    print(f"{settings.programs_config}: {len(loaded.programs)} programs, in priority order")
+    for p in loaded.programs:
+        rules = p.contact
+        print(
+            f"  {p.priority}. {p.name} ({p.title}): {p.eligibility}\n"
+            f"     control {p.control_share:.0%}, response window {p.response_window_days} days, "
+            f"opt-in {'required' if rules.opt_in_required else 'not required'}, rest "
+            f"{rules.exclude_contacted_within_days} days"
+        )
+    return 0
+
+
+def _columns() -> int:
+    from programs.members import member_columns
+
+    for name, (kind, description) in member_columns().items():
+        print(f"  {name:<28} {kind:<18} {description}")
+    return 0
+
+
+def _latest_cycle(settings) -> str:
+    import duckdb
+
+    with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:
+        return str(con.execute("select max(cycle_date) from program_cycles").fetchone()[0])
+
+
+def main(argv: list[str] | None = None) -> int:
+    from config import SettingsError, load_settings
+    from programs import cycle
+    from programs.config import ProgramConfigError
+    from programs.members import WarehouseNotReady
+
+    parser = argparse.ArgumentParser(
+        prog="python -m programs",
+        description=__doc__,
+        formatter_class=argparse.RawTextHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in ("check", "columns", "run", "assign", "report", "outputs"):
+        sub.add_parser(name)
+    for name in ("export", "measure"):
+        step = sub.add_parser(name)
+        step.add_argument("--cycle-date", help="YYYY-MM-DD (default: the latest cycle)")
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+        if args.command == "check":
+            return _check(settings)
+        if args.command == "columns":
+            return _columns()
+        if args.command in ("export", "measure"):
+            day = args.cycle_date or _latest_cycle(settings)
+            result = getattr(cycle, args.command)(settings, day)
+        elif args.command == "outputs":
+            result = cycle.outputs(settings)
+        else:
+            result = getattr(cycle, args.command)(settings)
+    except (SettingsError, ProgramConfigError, WarehouseNotReady) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps(result, indent=1, default=str))
+    return 0

@@ -1,0 +1,226 @@
+"""One programs cycle, as the steps the ``run_programs`` DAG and ``python -m programs`` call:
+
+1. ``assign``: select each program's members on the cycle date (the scores' date), draw the
+   control groups, write ``program_assignments`` and ``program_cycles``;
+2. ``export``: write the cycle's files for campaign tools and switch ``latest`` to them;
+3. ``measure``: lift of every cycle whose response window has passed, and the key drivers, into
+   ``mart_program_lift`` and ``mart_key_drivers``;
+4. ``publish``: refresh the analysts' read-only copy of the warehouse;
+5. ``report``: the segment report.
+
+Each step reads the warehouse read-only and writes in one short transaction, takes settings and
+returns a small JSON-able summary (what goes through XCom: dates and paths, never data).
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import date
+
+import pandas as pd
+
+from config import Settings
+from programs import assignment, drivers, eligibility, exports, lift, members, store
+from programs import config as program_config
+from programs import report as segment_report
+
+
+class ProgramsUnsupported(RuntimeError):
+    """Programs read and write the DuckDB warehouse; other targets are not wired yet."""
+
+
+def _read_only(settings: Settings):
+    import duckdb
+
+    if settings.warehouse_target != "duckdb":
+        raise ProgramsUnsupported(
+            f"programs run on the DuckDB warehouse, like scoring (CX_WAREHOUSE_TARGET is "
+            f"{settings.warehouse_target!r})"
+        )
+    return duckdb.connect(str(settings.duckdb_path), read_only=True)
+
+
+def cycles_frame(
+    config: program_config.ProgramsConfig,
+    funnel: dict[str, dict[str, int]],
+    assignments: pd.DataFrame,
+    on: date,
+    model_version: str,
+) -> pd.DataFrame:
+    """``program_cycles`` rows: each program's rules in this cycle and its funnel."""
+    groups = assignments.groupby(["program", "assignment_group"]).size()
+    rows = []
+    for program in config.programs:
+        rows.append(
+            {
+                "cycle_date": on,
+                "program": program.name,
+                "title": program.title,
+                "priority": program.priority,
+                "eligibility": program.eligibility,
+                "control_share": program.control_share,
+                "response_window_days": program.response_window_days,
+                "opt_in_required": program.contact.opt_in_required,
+                "exclude_contacted_within_days": program.contact.exclude_contacted_within_days,
+                **funnel[program.name],
+                "treatment": int(groups.get((program.name, "treatment"), 0)),
+                "control": int(groups.get((program.name, "control"), 0)),
+                "model_version": model_version,
+                "config_sha256": config.sha256,
+            }
+        )
+    return pd.DataFrame(rows, columns=list(store.CYCLE_COLUMNS))
+
+
+def assign(settings: Settings) -> dict:
+    """Step 1: who is in which program and group this cycle; returns the cycle date and sizes."""
+    config = program_config.load(settings.programs_config)
+    with _read_only(settings) as con:
+        on = members.cycle_date(con)
+        frame = members.read_members(con, on)
+        history = members.read_history(con, on)
+    selected, funnel = eligibility.select(frame, [p.rules() for p in config.programs], history, on)
+    rows = assignment.assign(selected, on, {p.name: p.control_share for p in config.programs})
+    model_version = str(frame["model_version"].iloc[0]) if len(frame) else ""
+    cycles = cycles_frame(config, funnel, rows, on, model_version)
+    store.write_assignments(settings.duckdb_path, on, rows, cycles)
+    return {
+        "cycle_date": on.isoformat(),
+        "programs": {
+            r.program: {"eligible": r.eligible, "treatment": r.treatment, "control": r.control}
+            for r in cycles.itertuples()
+        },
+    }
+
+
+def _manifest(con, on: date, cycles: pd.DataFrame, frames: dict[str, pd.DataFrame]) -> dict:
+    versions = con.execute(
+        "select distinct model_version, churn_model_version, segment_model_version "
+        "from ml_scores where score_date = ? and model_version = ?",
+        [on, cycles["model_version"].iloc[0]],
+    ).fetchone()
+    return {
+        "cycle_date": on.isoformat(),
+        "as_of_date": on.isoformat(),
+        "model_versions": {
+            "scores": versions[0],
+            "churn_model": f"cx_churn/{versions[1]}",
+            "segment_model": f"cx_segment/{versions[2]}",
+        },
+        "programs_config_sha256": cycles["config_sha256"].iloc[0],
+        "columns": exports.EXPORT_COLUMNS,
+        "rules": (
+            "treatment members only (control groups are never exported); email only for members "
+            "who opted in to marketing; closed accounts left out"
+        ),
+        "programs": [
+            {
+                "name": r.program,
+                "title": r.title,
+                "priority": int(r.priority),
+                "eligibility": r.eligibility,
+                "control_share": float(r.control_share),
+                "response_window_days": int(r.response_window_days),
+                "eligible": int(r.eligible),
+                "treatment": int(r.treatment),
+                "control": int(r.control),
+                "rows": len(frames[r.program]),
+                "rows_with_email": int(frames[r.program]["email"].notna().sum()),
+            }
+            for r in cycles.sort_values("priority").itertuples()
+        ],
+    }
+
+
+def export(settings: Settings, cycle_date: str) -> dict:
+    """Step 2: the cycle's exports, published atomically; returns the path and row counts."""
+    on = date.fromisoformat(cycle_date)
+    with _read_only(settings) as con:
+        cycles = con.execute(
+            "select * from program_cycles where cycle_date = ? order by priority", [on]
+        ).fetchdf()
+        if cycles.empty:
+            raise members.WarehouseNotReady(f"no program cycle on {on}: run the assign step")
+        rows = exports.read_rows(con, on)
+        frames = {p: exports.program_frame(rows, p) for p in cycles["program"]}
+        manifest = _manifest(con, on, cycles, frames)
+    path = exports.write_cycle(settings.exports_dir, on, frames, manifest)
+    return {
+        "cycle_date": cycle_date,
+        "path": str(path),
+        "latest": str(settings.exports_dir / exports.LATEST),
+        "rows": {name: len(frame) for name, frame in frames.items()},
+    }
+
+
+def measure(settings: Settings, cycle_date: str) -> dict:
+    """Step 3: lift of every cycle whose window has passed, and this cycle's key drivers."""
+    on = date.fromisoformat(cycle_date)
+    with _read_only(settings) as con:
+        through = lift.measured_through(con)
+        cycles = lift.read_cycles(con)
+        outcomes = lift.read_outcomes(con, through)
+        driver_inputs, performance = drivers.read_inputs(con, on)
+    lift_rows = lift.lift_table(cycles, outcomes, through)
+    driver_rows = drivers.key_drivers(driver_inputs, performance, on)
+    counts = store.write_measurements(settings.duckdb_path, on, lift_rows, driver_rows)
+    statuses = lift_rows.groupby("status").size().to_dict() if len(lift_rows) else {}
+    return {"cycle_date": cycle_date, "measured_through": str(through), **counts, **statuses}
+
+
+def publish(settings: Settings) -> str:
+    """Step 4: refresh the read-only copy analysts query (``warehouse/published/``)."""
+    from warehouse.publish import publish_duckdb
+
+    return str(publish_duckdb(settings.duckdb_path))
+
+
+def report(settings: Settings) -> dict:
+    """Step 5: gather, render and publish the segment report; returns its path and timing."""
+    started = time.perf_counter()
+    with _read_only(settings) as con:
+        data = segment_report.gather(con, settings.exports_dir)
+    html = segment_report.render(data)
+    path = segment_report.write(settings.reports_dir, html, data.as_of)
+    return {
+        "path": str(path),
+        "bytes": len(html.encode()),
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+
+
+def run(settings: Settings) -> dict:
+    """The whole cycle in order, in this process (what the DAG runs as five tasks)."""
+    timings: dict[str, float] = {}
+
+    def timed(name, function, *args):
+        started = time.perf_counter()
+        result = function(*args)
+        timings[name] = round(time.perf_counter() - started, 2)
+        return result
+
+    assigned = timed("assign", assign, settings)
+    cycle_date = assigned["cycle_date"]
+    exported = timed("export", export, settings, cycle_date)
+    measured = timed("measure", measure, settings, cycle_date)
+    published = timed("publish", publish, settings)
+    reported = timed("report", report, settings)
+    return {
+        "assign": assigned,
+        "export": exported,
+        "measure": measured,
+        "warehouse": published,
+        "report": reported,
+        "seconds": timings,
+    }
+
+
+def outputs(settings: Settings) -> dict[str, str | None]:
+    """Where the latest exports and the report are (for ``make run`` to print)."""
+    latest = settings.exports_dir / exports.LATEST
+    page = settings.reports_dir / segment_report.REPORT_NAME
+    return {
+        "exports": str(latest) if latest.exists() else None,
+        "cycle_date": latest.readlink().name if latest.is_symlink() else None,
+        "report": str(page) if page.exists() else None,
+    }

@@ -1,0 +1,208 @@
+"""Exports for campaign tools: one CSV and one Parquet file per program per cycle, and a manifest.
+
+Layout under ``CX_EXPORTS_DIR`` (default ``<data>/exports``)::
+
+    latest -> 2026-06-30                     the newest cycle
+    2026-06-30 -> .builds/2026-06-30.<hash>  one cycle: <program>.csv, <program>.parquet,
+                                             manifest.json
+    .builds/                                 the files themselves, named by their content
+
+A cycle is written whole into a temporary folder, moved into ``.builds`` under a name taken from
+its content, and only then do ``<cycle_date>`` and ``latest`` switch to it (a symlink swapped with
+``os.replace``), so a reader sees the previous cycle or the new one, never half of one. The files
+hold no wall-clock time and rows are sorted by member id, so rerunning a cycle on the same
+warehouse gives the same bytes (and the same build folder).
+
+Only treatment members are exported; an email only for members who opted in to marketing. Both
+rules are checked again on the finished frame before anything is written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Mapping
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+
+EXPORT_COLUMNS: dict[str, str] = {
+    "member_id": "the loyalty member id (the key in the loyalty platform)",
+    "first_name": "first name, for the greeting",
+    "email": "email address, only for members who opted in to marketing; empty otherwise",
+    "segment": "predicted engagement segment: Engaged, Swing or Disengaged",
+    "risk_band": "churn risk in the next 90 days: high (50%+), medium (25-50%) or low",
+    "reason_1": "the strongest reason behind the risk, in plain words (may be empty)",
+    "reason_2": "the second reason (may be empty)",
+    "reason_3": "the third reason (may be empty)",
+}
+BUILDS = ".builds"
+LATEST = "latest"
+_CYCLE_NAME = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+EXPORT_SQL = """
+select
+    assignments.program,
+    assignments.member_id,
+    contacts.first_name,
+    case when coalesce(contacts.marketing_opt_in, false) then contacts.email end as email,
+    scores.predicted_segment as segment,
+    scores.risk_band,
+    scores.reason_1,
+    scores.reason_2,
+    scores.reason_3,
+    coalesce(contacts.marketing_opt_in, false) as marketing_opt_in,
+    assignments.assignment_group
+from program_assignments as assignments
+inner join program_cycles as cycles
+    on assignments.program = cycles.program and assignments.cycle_date = cycles.cycle_date
+inner join ml_scores as scores
+    on assignments.member_id = scores.member_id
+    and assignments.cycle_date = scores.score_date
+    and cycles.model_version = scores.model_version
+left join restricted.member_contacts as contacts
+    on assignments.member_id = contacts.member_id
+where assignments.cycle_date = ?
+order by assignments.program, assignments.member_id
+"""
+
+
+class ExportError(RuntimeError):
+    """An export would break a promise (a control member, an email without opt-in)."""
+
+
+def read_rows(con, on: date) -> pd.DataFrame:
+    """Every assigned member of cycle ``on`` with the export columns, opt-in and group."""
+    return con.execute(EXPORT_SQL, [on]).fetchdf()
+
+
+def program_frame(rows: pd.DataFrame, program: str) -> pd.DataFrame:
+    """The export of one program: its treatment members, only the export columns, by member id.
+
+    Raises ``ExportError`` if a control member or an email of a member without opt-in is left.
+    """
+    mine = rows[rows["program"] == program]
+    treated = mine[mine["assignment_group"] == "treatment"]
+    out = treated.sort_values("member_id", ignore_index=True)
+    check(out, controls=set(mine.loc[mine["assignment_group"] == "control", "member_id"]))
+    return out[list(EXPORT_COLUMNS)].astype(object).where(out[list(EXPORT_COLUMNS)].notna(), None)
+
+
+def check(frame: pd.DataFrame, controls: set[str]) -> None:
+    """The export's two promises, checked on the finished frame."""
+    leaked = sorted(set(frame["member_id"]) & controls)
+    if leaked:
+        raise ExportError(f"{len(leaked)} control members would be exported, e.g. {leaked[0]}")
+    if "marketing_opt_in" in frame:
+        emailed = frame["email"].notna() & ~frame["marketing_opt_in"].astype(bool)
+        if emailed.any():
+            raise ExportError(f"{int(emailed.sum())} emails of members without opt-in")
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_csv(frame: pd.DataFrame, path: Path) -> None:
+    """UTF-8, comma-separated, a header, ``\\n`` line ends, empty for missing: what tools import."""
+    frame.to_csv(path, index=False, lineterminator="\n", encoding="utf-8")
+
+
+def write_parquet(frame: pd.DataFrame, path: Path) -> None:
+    """Every column as text, no pandas index, no timestamps: the same rows give the same bytes."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pa.schema([pa.field(name, pa.string()) for name in frame.columns])
+    table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
+    table = table.replace_schema_metadata(None)
+    pq.write_table(table, path, compression="zstd", store_schema=False)
+
+
+def _file_entry(path: Path, fmt: str, rows: int) -> dict:
+    return {
+        "path": path.name,
+        "format": fmt,
+        "rows": rows,
+        "bytes": path.stat().st_size,
+        "sha256": sha256(path),
+    }
+
+
+def _swap_symlink(link: Path, target: str) -> None:
+    """Point ``link`` at ``target`` atomically (a new link renamed over the old one)."""
+    temporary = link.with_name(f".{link.name}.{os.getpid()}.tmp")
+    if temporary.is_symlink() or temporary.exists():
+        temporary.unlink()
+    temporary.symlink_to(target)
+    os.replace(temporary, link)
+
+
+def write_cycle(
+    exports_dir: Path, on: date, frames: Mapping[str, pd.DataFrame], manifest: dict
+) -> Path:
+    """Write one cycle's files and manifest and publish them atomically; returns the cycle path.
+
+    ``frames`` maps program name to its export frame; ``manifest`` holds the cycle's facts, to
+    which the file entries are added under ``programs[].files``.
+    """
+    builds = exports_dir / BUILDS
+    builds.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(dir=builds, prefix=f".tmp-{on.isoformat()}-"))
+    try:
+        files: dict[str, list[dict]] = {}
+        for program, frame in frames.items():
+            csv_path, parquet_path = work / f"{program}.csv", work / f"{program}.parquet"
+            write_csv(frame, csv_path)
+            write_parquet(frame, parquet_path)
+            files[program] = [
+                _file_entry(csv_path, "csv", len(frame)),
+                _file_entry(parquet_path, "parquet", len(frame)),
+            ]
+        document = {
+            **manifest,
+            "programs": [
+                {**entry, "files": files.get(entry["name"], [])} for entry in manifest["programs"]
+            ],
+        }
+        text = json.dumps(document, indent=2, sort_keys=True, default=str) + "\n"
+        (work / "manifest.json").write_text(text, encoding="utf-8")
+        build = builds / f"{on.isoformat()}.{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+        if build.exists():  # the same content was published before: keep it as it is
+            shutil.rmtree(work)
+        else:
+            for path in work.iterdir():
+                path.chmod(0o444)
+            work.chmod(0o755)
+            os.replace(work, build)
+    finally:
+        if work.exists():
+            shutil.rmtree(work, ignore_errors=True)
+    cycle_link = exports_dir / on.isoformat()
+    _swap_symlink(cycle_link, f"{BUILDS}/{build.name}")
+    for stale in builds.glob(f"{on.isoformat()}.*"):
+        if stale != build:
+            _remove_build(stale)
+    newest = max(p.name for p in exports_dir.iterdir() if _CYCLE_NAME.match(p.name))
+    _swap_symlink(exports_dir / LATEST, newest)
+    return cycle_link
+
+
+def _remove_build(path: Path) -> None:
+    path.chmod(0o755)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def read_manifest(exports_dir: Path, cycle: str = LATEST) -> dict | None:
+    """The manifest of a cycle (default the latest), or None when nothing was exported yet."""
+    path = exports_dir / cycle / "manifest.json"
+    return json.loads(path.read_text()) if path.exists() else None

@@ -1,0 +1,202 @@
+"""The member frame that eligibility is written over: customer_360, the cycle's scores, and a few
+columns derived for programs (the last 14 days' negative moments, a drop in segment).
+
+One row per open, scored member on the cycle date (``customer_360.as_of_date``, which is also
+``ml_scores.score_date``). The columns a program may use are declared here, typed, so a config can
+be checked without a warehouse: customer_360's come from its enforced dbt contract, the scores'
+from ``ml_scores``, the derived ones below.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from functools import cache
+
+import pandas as pd
+import yaml
+
+from config.settings import REPO_ROOT
+from ml.labels import SEGMENTS
+
+MARTS_CONTRACT = REPO_ROOT / "dbt_project" / "models" / "marts" / "_marts__models.yml"
+
+# What ml/score.py writes to ml_scores (ids and model versions excluded: not for eligibility).
+SCORE_COLUMNS: dict[str, tuple[str, str]] = {
+    "churn_probability": ("double", "calibrated probability of churning in the next 90 days"),
+    "is_lapsed": ("boolean", "no purchase in 180 days (already lapsed: treat as win-back)"),
+    "risk_band": ("text", "high (>= 0.5), medium (>= 0.25) or low churn risk"),
+    "predicted_segment": ("text", "Engaged, Swing or Disengaged (predicted)"),
+    "segment_probability": ("double", "the model's probability of the predicted segment"),
+    "reason_1": ("text", "the strongest reason for the risk score, in plain words"),
+    "reason_2": ("text", "the second reason"),
+    "reason_3": ("text", "the third reason"),
+}
+
+NEGATIVE_MOMENT_DAYS = 14
+DERIVED_COLUMNS: dict[str, tuple[str, str]] = {
+    "unresolved_calls_14d": ("bigint", "call-center contacts left unresolved, last 14 days"),
+    "escalated_calls_14d": ("bigint", "escalated call-center contacts, last 14 days"),
+    "detractor_responses_14d": ("bigint", "survey answers with NPS 0-6, last 14 days"),
+    "negative_comments_14d": ("bigint", "survey comments with negative sentiment, last 14 days"),
+    "previous_segment": ("text", "predicted segment at the previous score date (null if none)"),
+    "segment_dropped": (
+        "boolean",
+        "predicted segment fell since the previous score date (Engaged > Swing > Disengaged)",
+    ),
+}
+
+# Columns whose values are a known set: a literal outside it in an eligibility is a typo.
+KNOWN_VALUES: dict[str, tuple[str, ...]] = {
+    "risk_band": ("high", "medium", "low"),
+    "predicted_segment": SEGMENTS,
+    "previous_segment": SEGMENTS,
+    "tier": ("bronze", "silver", "gold", "platinum"),
+}
+
+
+@cache
+def customer_360_columns() -> dict[str, tuple[str, str]]:
+    """``{column: (type, description)}`` from customer_360's enforced dbt contract."""
+    models = yaml.safe_load(MARTS_CONTRACT.read_text())["models"]
+    model = next(m for m in models if m["name"] == "customer_360")
+    return {c["name"]: (c["data_type"], c.get("description") or "") for c in model["columns"]}
+
+
+def member_columns() -> dict[str, tuple[str, str]]:
+    """Every column eligibility may use: ``{column: (DuckDB type, description)}``."""
+    return {**customer_360_columns(), **SCORE_COLUMNS, **DERIVED_COLUMNS}
+
+
+class WarehouseNotReady(RuntimeError):
+    """The warehouse lacks what a programs cycle needs (scores, or scores for today's as-of)."""
+
+
+def _has_table(con, name: str, schema: str = "main") -> bool:
+    return bool(
+        con.execute(
+            "select count(*) from information_schema.tables where table_schema = ? "
+            "and table_name = ?",
+            [schema, name],
+        ).fetchone()[0]
+    )
+
+
+def cycle_date(con) -> date:
+    """The cycle date: customer_360's as-of date, which the latest scores must match."""
+    if not _has_table(con, "ml_scores"):
+        raise WarehouseNotReady("the warehouse has no ml_scores yet: run `python -m ml score`")
+    as_of = con.execute("select max(as_of_date) from customer_360").fetchone()[0]
+    scored = con.execute("select max(score_date) from ml_scores").fetchone()[0]
+    if as_of is None or scored is None:
+        raise WarehouseNotReady("customer_360 or ml_scores is empty")
+    if scored != as_of:
+        raise WarehouseNotReady(
+            f"the latest scores are for {scored} but customer_360 is as of {as_of}: "
+            "run `python -m ml score` so programs target today's members"
+        )
+    return as_of
+
+
+# The newest model versions scored on a date (a rerun with a new champion adds a version).
+_LATEST_SCORES = """
+    select *
+    from ml_scores
+    where score_date = {date_expression}
+    qualify row_number() over (
+        partition by member_id
+        order by try_cast(churn_model_version as integer) desc nulls last,
+            try_cast(segment_model_version as integer) desc nulls last,
+            model_version desc
+    ) = 1
+"""
+
+MEMBERS_SQL = f"""
+with
+
+scores as ({_LATEST_SCORES.format(date_expression="$cycle_date")}),
+
+previous_scores as ({
+    _LATEST_SCORES.format(
+        date_expression="(select max(score_date) from ml_scores where score_date < $cycle_date)"
+    )
+}),
+
+calls_recent as (
+    select
+        member_id,
+        count(*) filter (where is_unresolved) as unresolved_calls,
+        count(*) filter (where is_escalated) as escalated_calls
+    from fct_calls
+    where member_id is not null
+        and started_date between $cycle_date - {NEGATIVE_MOMENT_DAYS - 1} and $cycle_date
+    group by member_id
+),
+
+responses_recent as (
+    select
+        member_id,
+        count(*) filter (where is_detractor) as detractor_responses,
+        count(*) filter (where comment_sentiment_label = 'negative') as negative_comments
+    from fct_survey_responses
+    where member_id is not null
+        and submitted_date between $cycle_date - {NEGATIVE_MOMENT_DAYS - 1} and $cycle_date
+    group by member_id
+)
+
+select
+    customer_360.*,
+    scores.model_version,
+    scores.churn_model_version,
+    scores.segment_model_version,
+    {", ".join(f"scores.{name}" for name in SCORE_COLUMNS)},
+    coalesce(calls_recent.unresolved_calls, 0) as unresolved_calls_14d,
+    coalesce(calls_recent.escalated_calls, 0) as escalated_calls_14d,
+    coalesce(responses_recent.detractor_responses, 0) as detractor_responses_14d,
+    coalesce(responses_recent.negative_comments, 0) as negative_comments_14d,
+    previous_scores.predicted_segment as previous_segment
+from customer_360
+inner join scores on customer_360.member_id = scores.member_id
+left join previous_scores on customer_360.member_id = previous_scores.member_id
+left join calls_recent on customer_360.member_id = calls_recent.member_id
+left join responses_recent on customer_360.member_id = responses_recent.member_id
+where customer_360.as_of_date = $cycle_date
+    and not coalesce(customer_360.is_closed, false)
+order by customer_360.member_id
+"""
+
+
+def segment_dropped(previous: pd.Series, current: pd.Series) -> pd.Series:
+    """True where the segment fell (Engaged > Swing > Disengaged); False without a previous one."""
+    rank = {segment: position for position, segment in enumerate(SEGMENTS)}
+    before = previous.map(rank)
+    after = current.map(rank)
+    return (before.notna() & after.notna() & (after < before)).astype(bool)
+
+
+def read_members(con, on: date) -> pd.DataFrame:
+    """The member frame for cycle date ``on`` (one row per open, scored member, by member_id)."""
+    frame = con.execute(MEMBERS_SQL, {"cycle_date": on}).fetchdf()
+    frame["segment_dropped"] = segment_dropped(
+        frame["previous_segment"], frame["predicted_segment"]
+    )
+    missing = [c for c in member_columns() if c not in frame.columns]
+    if missing:
+        raise WarehouseNotReady(f"the member frame lacks declared columns {missing}")
+    return frame
+
+
+def read_history(con, before: date) -> pd.DataFrame:
+    """Assignments of cycles before ``before``, with each program's response window then."""
+    columns = ["member_id", "program", "cycle_date", "assignment_group", "response_window_days"]
+    if not (_has_table(con, "program_assignments") and _has_table(con, "program_cycles")):
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+    return con.execute(
+        "select assignments.member_id, assignments.program, assignments.cycle_date, "
+        "assignments.assignment_group, cycles.response_window_days "
+        "from program_assignments as assignments "
+        "inner join program_cycles as cycles "
+        "on assignments.program = cycles.program and assignments.cycle_date = cycles.cycle_date "
+        "where assignments.cycle_date < ? "
+        "order by assignments.cycle_date, assignments.program, assignments.member_id",
+        [before],
+    ).fetchdf()
