@@ -81,6 +81,10 @@ format: install-dev ## Apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+.PHONY: bench
+bench: install ## Benchmark the pipeline at 100k and 1M members; figures in bench/results/ (slow)
+	$(PY) -m bench $(if $(SIZES),--sizes $(SIZES))
+
 .PHONY: docs
 docs: install ## Build the dbt docs (models, columns, tests, lineage) and serve them on 127.0.0.1:8580
 	$(PY) -m warehouse docs
@@ -89,6 +93,15 @@ docs: install ## Build the dbt docs (models, columns, tests, lineage) and serve 
 freshness: install ## How old the newest landed row of each source is (dbt source freshness)
 	$(PY) -m warehouse freshness
 
+.PHONY: erase
+erase: install ## Erase members everywhere, and keep them out: make erase MEMBER_IDS="M0000042 M0000043"
+	@test -n "$(MEMBER_IDS)" || { echo "usage: make erase MEMBER_IDS=\"<id> [<id> ...]\""; exit 2; }
+	$(PY) -m privacy erase --member-id $(MEMBER_IDS)
+
+.PHONY: privacy-scan
+privacy-scan: install ## Look for the sources' emails and phones in marts, task logs, MLflow and exports
+	$(PY) -m privacy scan
+
 .PHONY: postgres
 postgres: ## Install (Debian packages) and start the local PostgreSQL used by the tests
 	scripts/postgres.sh start
@@ -96,6 +109,28 @@ postgres: ## Install (Debian packages) and start the local PostgreSQL used by th
 .PHONY: postgres-stop
 postgres-stop: ## Stop the local PostgreSQL
 	scripts/postgres.sh stop
+
+.PHONY: up
+up: install ## Start Airflow for real on 127.0.0.1: scheduler, dag-processor, triggerer, API server, MLflow
+	@scripts/postgres.sh start >/dev/null || echo "make up: no local PostgreSQL, so the metadata database is SQLite"
+	$(PY) -m pipeline.stack up
+
+.PHONY: down
+down: ## Stop everything `make up` started (not PostgreSQL)
+	$(PY) -m pipeline.stack down
+
+.PHONY: stack-status
+stack-status: ## Print the pids and health of what `make up` runs
+	$(PY) -m pipeline.stack status
+
+.PHONY: airflow
+airflow: install ## Run the Airflow CLI against `make up`'s stack: make airflow ARGS="dags list"
+	$(PY) -m pipeline.stack airflow $(ARGS)
+
+.PHONY: test-scheduler
+test-scheduler: install-dev ## Only the end-to-end test on the real scheduler and the UI's browser test
+	scripts/chromium.sh install >/dev/null
+	CX_TEST_POSTGRES_URL=$$(scripts/postgres.sh start) $(PY) -m pytest tests/integration/test_real_scheduler.py tests/ui
 
 .PHONY: test
 test: install-dev lint ## Lint, start PostgreSQL, and run the whole test suite

@@ -27,6 +27,8 @@ from airflow.sdk import dag, task
 
 from pipeline.assets import MODEL_ASSETS, PROGRAM_ASSETS
 
+DUCKDB_POOL = "duckdb_writer"
+
 
 @dag(
     dag_id="run_programs",
@@ -43,35 +45,36 @@ from pipeline.assets import MODEL_ASSETS, PROGRAM_ASSETS
     doc_md=__doc__,
 )
 def run_programs():
-    @task
+    # Every task opens the DuckDB warehouse; one process at a time may hold the file.
+    @task(pool=DUCKDB_POOL)
     def assign() -> dict:
         from config import load_settings
         from programs import cycle
 
         return cycle.assign(load_settings())
 
-    @task(outlets=[PROGRAM_ASSETS["exports"]])
+    @task(outlets=[PROGRAM_ASSETS["exports"]], pool=DUCKDB_POOL)
     def export(assigned: dict) -> dict:
         from config import load_settings
         from programs import cycle
 
         return cycle.export(load_settings(), assigned["cycle_date"])
 
-    @task
+    @task(pool=DUCKDB_POOL)
     def measure(assigned: dict) -> dict:
         from config import load_settings
         from programs import cycle
 
         return cycle.measure(load_settings(), assigned["cycle_date"])
 
-    @task
+    @task(pool=DUCKDB_POOL)
     def publish_warehouse() -> str:
         from config import load_settings
         from programs import cycle
 
         return cycle.publish(load_settings())
 
-    @task
+    @task(pool=DUCKDB_POOL)
     def report() -> dict:
         from config import load_settings
         from programs import cycle

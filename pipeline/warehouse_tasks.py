@@ -11,6 +11,8 @@ def prepare_sources() -> dict:
     from warehouse.enrich import enrich_survey_sentiment
 
     settings = load_settings()
+    # The dbt tasks open the DuckDB file in their own processes; its folder must exist first.
+    settings.duckdb_path.parent.mkdir(parents=True, exist_ok=True)
     result = {"sentiment": str(enrich_survey_sentiment(settings.lake_dir))}
     if settings.warehouse_target == "postgres":
         from warehouse.load_postgres import load_lake
