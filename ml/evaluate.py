@@ -109,17 +109,28 @@ def importances(
 
 
 def churn_ceiling(
-    answers_path: Path, holdout: pd.DataFrame, prefix: str = "ceiling_"
+    answers_path: Path,
+    holdout: pd.DataFrame,
+    prefix: str = "ceiling_",
+    scores: Sequence[float] | None = None,
 ) -> dict | None:
     """The generator's true churn probabilities on the same holdout rows, when the file exists.
 
-    Only the evaluation report reads the answer file; it is the best any model could do.
+    Only the evaluation report reads the answer file; it is the best any model could do, but not
+    from the same information: a true probability of exactly 1 means the simulation had already
+    ended the relationship before the cutoff, an event the sources do not record (the member just
+    goes quiet). ``already_left_share`` is the share of churners in that case; with the model's
+    ``scores``, both AUCs are also given for the members the simulation still had active
+    (``still_active_roc_auc`` unprefixed, the model's), where the ceiling's edge is knowing
+    engagement, purchase rate and recent moments exactly.
     """
     if not Path(answers_path).exists():
         return None
     answers = pd.read_parquet(answers_path)
     answers["cutoff_date"] = pd.to_datetime(answers["cutoff_date"]).dt.date
-    merged = holdout[["member_id", "cutoff_date", "churned"]].merge(
+    frame = holdout[["member_id", "cutoff_date", "churned"]].copy()
+    frame["model_score"] = np.nan if scores is None else np.asarray(scores, dtype=float)
+    merged = frame.merge(
         answers[["member_id", "cutoff_date", "true_churn_probability"]],
         on=["member_id", "cutoff_date"],
         how="inner",
@@ -128,6 +139,16 @@ def churn_ceiling(
         return None
     out = churn_metrics(merged["churned"], merged["true_churn_probability"], prefix)
     out[f"{prefix}coverage"] = len(merged) / len(holdout)
+    churned = merged["churned"].astype(bool)
+    left = merged["true_churn_probability"] >= 1.0
+    out[f"{prefix}already_left_share"] = float(left[churned].mean())
+    still_active = merged[~left]
+    if scores is not None and still_active["churned"].nunique() == 2:
+        y = still_active["churned"].astype(bool)
+        out[f"{prefix}still_active_roc_auc"] = float(
+            roc_auc_score(y, still_active["true_churn_probability"])
+        )
+        out["still_active_roc_auc"] = float(roc_auc_score(y, still_active["model_score"]))
     return out
 
 

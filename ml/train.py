@@ -143,7 +143,11 @@ def train_churn(training: features.TrainingData, config: TrainConfig) -> dict:
     }
     if config.answers_dir is not None:
         metrics.update(
-            evaluate.churn_ceiling(config.answers_dir / "churn.parquet", training.churn_holdout)
+            evaluate.churn_ceiling(
+                config.answers_dir / "churn.parquet",
+                training.churn_holdout,
+                scores=probabilities,
+            )
             or {}
         )
     importance = evaluate.importances(
@@ -220,6 +224,9 @@ def train_churn(training: features.TrainingData, config: TrainConfig) -> dict:
                     "Trained on monthly cutoffs of one program's history; seasonality beyond the "
                     "training months is unseen.",
                     "Survey features exist only for respondents (about one member in five).",
+                    "A member who stops buying without closing the account looks like one who "
+                    "pauses until the silence is long; many churners in a holdout have already "
+                    "stopped, so recency carries most of the signal and recent leavers rank late.",
                     "Reasons are associations (importance-weighted deviations from the typical "
                     "member), not causes.",
                     "Probabilities are calibrated on training cutoffs; check the calibration plot "
@@ -438,7 +445,7 @@ def main(argv: list[str] | None = None) -> int:
         shown = {
             k: round(v, 4)
             for k, v in part["metrics"].items()
-            if k.endswith(("roc_auc", "macro_f1", "pr_auc", "brier", "lift"))
+            if k.endswith(("roc_auc", "macro_f1", "pr_auc", "brier", "lift", "left_share"))
         }
         print(
             f"{kind}: version {part['version']} -> {part['alias']} in {part['seconds']:.1f}s "

@@ -13,7 +13,8 @@ from config.settings import REPO_ROOT
 
 
 def airflow_defaults(home: Path | None = None) -> dict[str, str]:
-    home = home or REPO_ROOT / ".airflow"
+    # An AIRFLOW_HOME already set keeps its own database, never the repository's.
+    home = home or Path(os.environ.get("AIRFLOW_HOME") or REPO_ROOT / ".airflow")
     return {
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),

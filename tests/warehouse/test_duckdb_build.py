@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import shutil
 from datetime import date
 from decimal import Decimal
 
@@ -193,11 +195,16 @@ def test_published_copy_is_readable_while_the_pipeline_writes(duckdb_build, tmp_
     assert [p.name for p in target.parent.iterdir()] == ["cx.duckdb"]  # no temp left behind
 
 
-def test_docs_site_documents_the_marts(duckdb_build):
+def test_docs_site_documents_the_marts(duckdb_build, tmp_path):
     """`make docs` generates the dbt docs site with the marts' columns from the warehouse."""
     from warehouse import dbt_runner
 
-    site = dbt_runner.docs_generate(duckdb_build.settings, target_path=duckdb_build.target_path)
+    # A copy of the warehouse: the session's read-only connection may hold the file.
+    copy = tmp_path / "docs" / "cx.duckdb"
+    copy.parent.mkdir()
+    shutil.copyfile(duckdb_build.settings.duckdb_path, copy)
+    settings = dataclasses.replace(duckdb_build.settings, duckdb_path=copy)
+    site = dbt_runner.docs_generate(settings, target_path=tmp_path / "docs" / "target")
     assert (site / "index.html").stat().st_size > 10_000
     catalog = json.loads((site / "catalog.json").read_text())
     customer = next(n for k, n in catalog["nodes"].items() if k.endswith(".customer_360"))
