@@ -130,12 +130,12 @@ airflow: install ## Run the Airflow CLI against `make up`'s stack: make airflow 
 .PHONY: test-scheduler
 test-scheduler: install-dev ## Only the end-to-end test on the real scheduler and the UI's browser test
 	scripts/chromium.sh install >/dev/null
-	CX_TEST_POSTGRES_URL=$$(scripts/postgres.sh start) $(PY) -m pytest tests/integration/test_real_scheduler.py tests/ui
+	CX_TEST_POSTGRES_URL=$$(scripts/postgres.sh start) $(PY) -m pytest -m scheduler tests/integration/test_real_scheduler.py tests/ui
 
 .PHONY: test
 test: install-dev lint ## Lint, start PostgreSQL, and run the whole test suite
 	scripts/chromium.sh install >/dev/null
-	CX_TEST_POSTGRES_URL=$$(scripts/postgres.sh start) $(PY) -m pytest
+	CX_TEST_POSTGRES_URL=$$(scripts/postgres.sh start) $(PY) -m pytest -m "not scheduler"
 
 .PHONY: lock
 lock: $(VENV)/bin/activate ## Re-pin every transitive package into constraints.txt

@@ -18,7 +18,12 @@ from real_stack import AFTER_TRAINING, BEFORE_TRAINING, TRAINING, chain, real_st
 
 from pipeline import stack
 
-pytestmark = [pytest.mark.integration, pytest.mark.postgres, pytest.mark.timeout(3600)]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.postgres,
+    pytest.mark.scheduler,
+    pytest.mark.timeout(3600),
+]
 
 
 def test_every_dag_is_listed_without_import_errors(real_stack):  # noqa: F811

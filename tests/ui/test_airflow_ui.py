@@ -18,7 +18,12 @@ from real_stack import chain, real_stack  # noqa: F401
 from config.settings import REPO_ROOT
 from pipeline import stack
 
-pytestmark = [pytest.mark.integration, pytest.mark.postgres, pytest.mark.timeout(3600)]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.postgres,
+    pytest.mark.scheduler,
+    pytest.mark.timeout(3600),
+]
 
 ARTIFACTS = REPO_ROOT / "test-artifacts" / "ui"
 TIMEOUT_MS = 120_000  # a loaded two-core machine renders slowly
