@@ -87,6 +87,16 @@ def _choice(env, name, default: str, choices: tuple[str, ...]) -> str:
     return raw
 
 
+def _secret(env, name, min_length: int) -> str | None:
+    raw = _env(env, name)
+    if raw is not None and len(raw) < min_length:
+        # The value itself is never echoed.
+        raise SettingsError(
+            f"{name} is too short ({len(raw)} characters); use at least {min_length}"
+        )
+    return raw
+
+
 def _sources(env, name) -> tuple[str, ...]:
     raw = _env(env, name)
     if raw is None:
@@ -136,6 +146,9 @@ class Settings:
     programs_config: Path
     exports_dir: Path
     reports_dir: Path
+    # Privacy: the erased members' keyed hashes, and the HMAC key (secret, never printed).
+    suppression_list: Path
+    hash_key: str | None = field(repr=False)
     extra: dict = field(default_factory=dict, compare=False)
 
     @property
@@ -153,7 +166,7 @@ class Settings:
             if f.name == "extra":
                 continue
             value = getattr(self, f.name)
-            if "password" in f.name:
+            if "password" in f.name or f.name == "hash_key":
                 out[f.name] = "***" if value else "(empty)"
                 continue
             text = ",".join(value) if isinstance(value, tuple) else str(value)
@@ -200,6 +213,8 @@ ENV_VARS = {
     "CX_PROGRAMS_CONFIG": "the programs' YAML file (eligibility, priority, control share, contact rules); default programs/programs.yml",
     "CX_EXPORTS_DIR": "program exports per cycle (<dir>/<cycle_date>/, <dir>/latest); default $CX_DATA_DIR/exports",
     "CX_REPORTS_DIR": "the segment report (segment-report.html); default $CX_DATA_DIR/reports",
+    "CX_HASH_KEY": "HMAC key (at least 32 characters) for the erased members' suppression list; required once real sources are configured (secret: environment only, never printed)",
+    "CX_SUPPRESSION_LIST": "keyed hashes of erased members that ingestion drops; default $CX_DATA_DIR/privacy/suppression.json",
 }
 
 
@@ -245,4 +260,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         ),
         exports_dir=_path(env, "CX_EXPORTS_DIR", data_dir / "exports"),
         reports_dir=_path(env, "CX_REPORTS_DIR", data_dir / "reports"),
+        suppression_list=_path(
+            env, "CX_SUPPRESSION_LIST", data_dir / "privacy" / "suppression.json"
+        ),
+        hash_key=_secret(env, "CX_HASH_KEY", min_length=32),
     )

@@ -15,3 +15,10 @@ SQL
 create airflow airflow "$AIRFLOW_DB_PASSWORD"
 create cx cx "$CX_PG_PASSWORD"
 create mlflow mlflow "$MLFLOW_DB_PASSWORD"
+
+# The warehouse's access roles (dbt's on-run-end hook grants to them; `cx` cannot create roles):
+# analysts read the marts, marketers the segment and export tables, the pipeline writes.
+for kind in analyst marketer pipeline; do
+    psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname postgres \
+        -c "CREATE ROLE cx_${kind} NOLOGIN"
+done

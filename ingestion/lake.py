@@ -107,13 +107,24 @@ def remove_file(path: Path) -> None:
         pass
 
 
-def write_json_atomic(path: Path, payload: dict) -> None:
+def stage_json(path: Path, payload: dict) -> Path:
+    """Write ``payload`` to a temporary file next to ``path`` (synced) and return it; a failed
+    write (a full disk) removes its temporary file and raises."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(
+    handle = tempfile.NamedTemporaryFile(
         "w", dir=path.parent, prefix=".tmp-", suffix=".json", delete=False
-    ) as handle:
-        json.dump(payload, handle, indent=2, sort_keys=True, default=str)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(handle.name, path)
+    )
+    try:
+        with handle:
+            json.dump(payload, handle, indent=2, sort_keys=True, default=str)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException:
+        Path(handle.name).unlink(missing_ok=True)
+        raise
+    return Path(handle.name)
+
+
+def write_json_atomic(path: Path, payload: dict) -> None:
+    os.replace(stage_json(path, payload), path)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -20,14 +20,29 @@ import duckdb
 from config import Settings
 from ingestion import contract
 from ingestion.contract import Table
-from ingestion.errors import TooManyBadRowsError, ValidationFailedError
-from ingestion.lake import BEGINNING, Interval, Lake, publish_file, remove_file, write_json_atomic
+from ingestion.errors import SourceUnavailableError, TooManyBadRowsError, ValidationFailedError
+from ingestion.lake import (
+    BEGINNING,
+    Interval,
+    Lake,
+    publish_file,
+    remove_file,
+    stage_json,
+    write_json_atomic,
+)
 from ingestion.parse import split_rows
 from ingestion.readers import read_csv_exports, read_database_table, read_jsonl_exports
+from privacy.suppression import drop_suppressed, lake_lock, refilter_staged
 
 log = logging.getLogger(__name__)
 
 GOOD, BAD, MANIFEST = "rows.parquet", "quarantine.parquet", "manifest.json"
+# The setting that points at each source, named when the source cannot be reached.
+SOURCE_SETTINGS = {
+    "loyalty": "CX_LOYALTY_URL",
+    "surveys": "CX_SURVEY_ROOT",
+    "calls": "CX_CALLS_ROOT",
+}
 
 
 @dataclass(frozen=True)
@@ -93,15 +108,25 @@ def extract(
     try:
         watermark: tuple[str, ...] = ()
         window = None
-        if table.source == "loyalty":
-            raw, watermark, low, high = read_database_table(
-                con, settings.loyalty_url, table, interval, settings.late_lookback_days
-            )
-            window = (low, high)
-        elif table.source == "surveys":
-            raw = read_jsonl_exports(con, settings.survey_root, table, interval)
-        else:
-            raw = read_csv_exports(con, settings.calls_root, table, interval)
+        try:
+            if table.source == "loyalty":
+                raw, watermark, low, high = read_database_table(
+                    con, settings.loyalty_url, table, interval, settings.late_lookback_days
+                )
+                window = (low, high)
+            elif table.source == "surveys":
+                raw = read_jsonl_exports(con, settings.survey_root, table, interval)
+            else:
+                raw = read_csv_exports(con, settings.calls_root, table, interval)
+        except SourceUnavailableError as error:
+            raise SourceUnavailableError(
+                f"{table.qualified_name}: the {table.source} source "
+                f"({SOURCE_SETTINGS[table.source]}) is unavailable: {error}. Nothing was "
+                f"published; rerun {interval.name} once it is back."
+            ) from error
+        # Erased members' rows go nowhere: neither the lake nor the quarantine.
+        kept, suppressed, suppression_version = drop_suppressed(con, settings, raw.relation)
+        raw = replace(raw, relation=kept)
 
         good, bad = split_rows(con, table, raw, interval.start, interval.end, watermark, window)
         landed = con.execute(f"select count(*) from {good}").fetchone()[0]
@@ -128,6 +153,8 @@ def extract(
         "extra_columns": list(raw.extra_columns),
         "rows_landed": landed,
         "rows_quarantined": quarantined,
+        "rows_suppressed": suppressed,
+        "suppression_version": suppression_version,
         "bad_share": round(share, 6),
         "quarantine_reasons": reasons,
     }
@@ -156,8 +183,12 @@ def validate(landing: Landing) -> dict:
     from ingestion.quality import validate_parquet
 
     manifest = landing.manifest
-    delivered = any(f.get("bytes", 1) for f in manifest["source_files"])
+    # Rows are expected from a first load, and from an export file that is not empty; a database
+    # table may well have no row changed in a day (its entries carry no byte count).
+    delivered = any(f.get("bytes") for f in manifest["source_files"])
     expect_rows = landing.interval.is_full_history or delivered
+    if manifest.get("rows_suppressed") and not manifest["rows_landed"]:
+        expect_rows = False  # every delivered row was an erased member's
     summary = validate_parquet(landing.staging / GOOD, landing.table, expect_rows)
     manifest["validation"] = summary.as_dict()
     write_json_atomic(landing.staging / MANIFEST, manifest)
@@ -182,13 +213,27 @@ def publish(settings: Settings, landing: Landing) -> dict:
         )
     table, interval = landing.table, landing.interval
     bad = landing.staging / BAD
-    if bad.exists():
-        publish_file(bad, lake.quarantine_path(table, interval))
-    else:
-        remove_file(lake.quarantine_path(table, interval))
-    publish_file(landing.staging / GOOD, lake.raw_path(table, interval))
-    # The manifest is written last: its presence means the partition is complete.
-    write_json_atomic(lake.manifest_path(table, interval), manifest)
+    with lake_lock(lake.root):
+        # Members erased since extract: their rows leave the staged files before publishing.
+        manifest = refilter_staged(
+            settings,
+            landing.staging,
+            manifest,
+            {GOOD: "rows_landed", BAD: "rows_quarantined"},
+        )
+        # The manifest is written (and synced) before anything moves, so a full disk fails
+        # here with the previous partition untouched; renames need no new space.
+        staged_manifest = stage_json(lake.manifest_path(table, interval), manifest)
+        try:
+            if bad.exists():
+                publish_file(bad, lake.quarantine_path(table, interval))
+            else:
+                remove_file(lake.quarantine_path(table, interval))
+            publish_file(landing.staging / GOOD, lake.raw_path(table, interval))
+            # The manifest moves in last: its presence means the partition is complete.
+            publish_file(staged_manifest, lake.manifest_path(table, interval))
+        finally:
+            staged_manifest.unlink(missing_ok=True)
     shutil.rmtree(landing.staging, ignore_errors=True)
     return manifest
 

@@ -417,11 +417,15 @@ def read_csv_exports(
             f"select {', '.join(select)}, {_extra_fields_sql(own_extras)} as _extra_fields, "
             f"filename as _source_file, _source_row, NULL::VARCHAR as _line from _csv_{number}"
         )
+        # DuckDB records one error per missing column of a cut-off row: one line, one reject.
         parts.append(
             f"""select scans.file_path as _source_file, errors.line::BIGINT - 1 as _source_row,
-                coalesce(errors.csv_line, '') || ' [' || errors.error_type || ']' as _line
+                coalesce(min(errors.csv_line), '') || ' ['
+                    || string_agg(distinct errors.error_type, ', ' order by errors.error_type)
+                    || ']' as _line
             from _rejects_{number} as errors
-            join _scans_{number} as scans using (scan_id, file_id)"""
+            join _scans_{number} as scans using (scan_id, file_id)
+            group by scans.file_path, errors.line"""
         )
     if not parts:
         columns = ", ".join(f"NULL::VARCHAR as {_quote(n)}" for n in names)

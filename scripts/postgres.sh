@@ -18,6 +18,11 @@
 # TCP and only reachable through the unix socket, whose folder is private (0700) to the OS user
 # that runs the server. This is a test database: do not put anything valuable in it.
 #
+# Access roles (dbt_project/macros/access.sql grants them after every dbt run): the group roles
+# `cx_analyst`, `cx_marketer` and `cx_pipeline` (NOLOGIN), created here by the superuser so `cx`
+# needs no CREATEROLE, and one login per group for the access tests (`cx_test_analyst`,
+# `cx_test_marketer`, `cx_test_pipeline`; no password, loopback only, like `cx`).
+#
 # This is our own cluster, independent of the Debian package's "main" cluster/service (which the
 # package may or may not create and start on port 5432; nothing here uses or touches it).
 set -euo pipefail
@@ -223,6 +228,12 @@ SELECT format('CREATE ROLE %I LOGIN CREATEDB', '${APP_ROLE}')
  WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '${APP_ROLE}') \gexec
 SELECT format('CREATE DATABASE %I OWNER %I', '${APP_DB}', '${APP_ROLE}')
  WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '${APP_DB}') \gexec
+SELECT format('CREATE ROLE %I NOLOGIN', 'cx_' || kind)
+  FROM unnest(ARRAY['analyst', 'marketer', 'pipeline']) AS kind
+ WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'cx_' || kind) \gexec
+SELECT format('CREATE ROLE %I LOGIN IN ROLE %I', 'cx_test_' || kind, 'cx_' || kind)
+  FROM unnest(ARRAY['analyst', 'marketer', 'pipeline']) AS kind
+ WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'cx_test_' || kind) \gexec
 EOF
 }
 

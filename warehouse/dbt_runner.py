@@ -117,9 +117,10 @@ def invoke(
     if args and args[0] not in ("deps", "clean", "debug"):
         command += ["--log-path", str(log_path)]
     started = time.monotonic()
+    errors: list[str] = []
     with _environment(env):
         try:
-            outcome = dbtRunner().invoke(command)
+            outcome = dbtRunner(callbacks=[_keep_errors(errors)]).invoke(command)
         finally:
             if target == "duckdb":
                 release_duckdb()
@@ -128,17 +129,31 @@ def invoke(
     failures: list[str] = []
     results = getattr(outcome.result, "results", None) or []
     for node_result in results:
-        name = node_result.node.unique_id
+        # A run-operation's result names its macro, not a node.
+        node = getattr(node_result, "node", None)
+        name = node.unique_id if node is not None else getattr(node_result, "unique_id", args[0])
         status = str(node_result.status)
         statuses[name] = status
         if status in ("error", "fail", "runtime error"):
             failures.append(f"{name}: {status}: {node_result.message}")
     if outcome.exception is not None:
         failures.append(f"dbt raised {outcome.exception!r}")
+    if not outcome.success and errors:
+        failures.extend(errors)  # what dbt logged, e.g. a run-operation's compilation error
     result = DbtResult(tuple(command), bool(outcome.success), seconds, tuple(failures), statuses)
     if raise_on_failure and not result.success:
         raise DbtError(f"dbt {' '.join(args)} failed:\n" + "\n".join(failures or ["(no detail)"]))
     return result
+
+
+def _keep_errors(errors: list[str]):
+    """A dbt event callback that keeps the text of error-level events."""
+
+    def callback(event) -> None:
+        if getattr(event.info, "level", "") == "error" and event.info.msg:
+            errors.append(str(event.info.msg).strip())
+
+    return callback
 
 
 def release_duckdb() -> None:

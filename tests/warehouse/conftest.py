@@ -98,10 +98,13 @@ def monkeypatch_session():
 
 @pytest.fixture(scope="session")
 def postgres_build(fixture_lake, duckdb_build, postgres_database) -> Build:
+    import dataclasses
+
     from warehouse import dbt_runner
     from warehouse.load_postgres import load_lake
 
-    settings = duckdb_build.settings  # enrichment already written by the DuckDB build
+    # Enrichment already written by the DuckDB build; dbt reads the database from the settings.
+    settings = dataclasses.replace(duckdb_build.settings, pg_dbname=postgres_database["dbname"])
     load_lake(settings.lake_dir, postgres_database)
     target_path = fixture_lake.parent / "dbt-target-postgres"
     result = dbt_runner.build(settings, target="postgres", target_path=target_path)

@@ -19,6 +19,7 @@ renamed as (
         cast(transfers as bigint) as transfer_count,
         nullif(trim(agent_id), '') as agent_id,
         nullif(trim(notes), '') as notes_text,
+        {{ redact_contact_details("nullif(trim(notes), '')") }} as notes_redacted,
         _source_file as source_file,
         _source_row as source_row,
         {{ to_utc('_interval_end') }} as source_interval_end_at

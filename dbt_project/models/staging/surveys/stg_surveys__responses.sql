@@ -21,6 +21,7 @@ renamed as (
         cast(emotion_protected as bigint) as protected_score,
         cast(emotion_helped as bigint) as helped_score,
         nullif(trim(comment), '') as comment_text,
+        {{ redact_contact_details("nullif(trim(comment), '')") }} as comment_redacted,
         nullif(trim(related_call_id), '') as related_call_id,
         nullif(trim(related_transaction_id), '') as related_transaction_id,
         _source_file as source_file,

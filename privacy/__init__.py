@@ -1,0 +1,1 @@
+"""Personal data: erasure, the suppression list, keyed hashes, redaction, access grants."""
