@@ -104,7 +104,14 @@ def postgres_build(fixture_lake, duckdb_build, postgres_database) -> Build:
     from warehouse.load_postgres import load_lake
 
     # Enrichment already written by the DuckDB build; dbt reads the database from the settings.
-    settings = dataclasses.replace(duckdb_build.settings, pg_dbname=postgres_database["dbname"])
+    settings = dataclasses.replace(
+        duckdb_build.settings,
+        pg_host=str(postgres_database["host"]),
+        pg_port=int(postgres_database["port"]),
+        pg_user=str(postgres_database["user"]),
+        pg_password=str(postgres_database.get("password") or ""),
+        pg_dbname=str(postgres_database["dbname"]),
+    )
     load_lake(settings.lake_dir, postgres_database)
     target_path = fixture_lake.parent / "dbt-target-postgres"
     result = dbt_runner.build(settings, target="postgres", target_path=target_path)
