@@ -97,10 +97,23 @@ class TrainingData:
     first_data_date: date
     last_data_date: date
     horizon_days: int
+    # Rows before training was capped to a sample (train.cap_training_rows); None: not capped.
+    churn_train_rows_available: int | None = None
+    segment_train_rows_available: int | None = None
 
 
-def read_warehouse(duckdb_path: Path) -> WarehouseData:
-    """Read the feature table and the facts behind the labels (read-only, connection closed)."""
+def read_warehouse(
+    duckdb_path: Path,
+    horizon_days: int | None = None,
+    n_train_cutoffs: int = 6,
+    activity_days: int = 180,
+) -> WarehouseData:
+    """Read the feature table and the facts behind the labels (read-only, connection closed).
+
+    With ``horizon_days``, only what one training run uses is read: the feature rows of the
+    cutoffs ``choose_cutoffs`` picks, and the purchases inside their activity and label windows.
+    The whole table is (cutoffs x members) rows, most of which a run never looks at.
+    """
     import duckdb
 
     if not Path(duckdb_path).exists():
@@ -108,9 +121,35 @@ def read_warehouse(duckdb_path: Path) -> WarehouseData:
             f"no warehouse at {duckdb_path}: build it first with `python -m warehouse build`"
         )
     with duckdb.connect(str(duckdb_path), read_only=True) as con:
-        pit = con.execute("select * from member_features_pit").fetchdf()
+        first, last = con.execute(
+            "select min(activity_date), max(activity_date) from fct_member_daily"
+        ).fetchone()
+        pit_sql, purchases_sql, params = "select * from member_features_pit", "", []
+        if horizon_days is not None and first is not None:
+            available = [
+                row[0]
+                for row in con.execute(
+                    "select distinct cast(cutoff_date as date) from member_features_pit"
+                ).fetchall()
+            ]
+            train, holdout = choose_cutoffs(
+                available, first, last, horizon_days, activity_days, n_train_cutoffs
+            )
+            cutoffs = [*train, holdout]
+            pit_sql += f" where cutoff_date in ({', '.join('?' for _ in cutoffs)})"
+            purchases_sql = " and occurred_date >= ? and occurred_date < ?"
+            params = [
+                min(cutoffs) - timedelta(days=activity_days),
+                max(cutoffs) + timedelta(days=horizon_days),
+            ]
+        else:
+            cutoffs = []
+        pit = con.execute(pit_sql, cutoffs).fetchdf()
+        # One row per member and purchase day is all the labels look at.
         purchases = con.execute(
-            "select member_id, occurred_date, amount from fct_transactions where amount > 0"
+            "select member_id, occurred_date, max(amount) as amount from fct_transactions "
+            f"where amount > 0{purchases_sql} group by member_id, occurred_date",
+            params,
         ).fetchdf()
         members = con.execute("select member_id, enrolled_at, closed_at from dim_members").fetchdf()
         items = ", ".join(labels_mod.EMOTION_ITEMS)
@@ -118,9 +157,6 @@ def read_warehouse(duckdb_path: Path) -> WarehouseData:
             "select member_id, submitted_at, survey_type, nps_score, "
             f"{items} from fct_survey_responses where member_id is not null"
         ).fetchdf()
-        first, last = con.execute(
-            "select min(activity_date), max(activity_date) from fct_member_daily"
-        ).fetchone()
     return WarehouseData(pit, purchases, members, responses, first, last)
 
 
@@ -289,6 +325,10 @@ def describe(training: TrainingData) -> dict[str, object]:
         else float("nan"),
         "segment_train_rows": len(training.segment_train),
         "segment_test_rows": len(training.segment_test),
+        "churn_train_rows_available": training.churn_train_rows_available
+        or len(training.churn_train),
+        "segment_train_rows_available": training.segment_train_rows_available
+        or len(training.segment_train),
     }
 
 

@@ -16,7 +16,7 @@ import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +43,10 @@ class TrainConfig:
     margin: float = registry.DEFAULT_MARGIN
     dag_run_id: str | None = None
     git_commit: str = "unknown"
+    # Bounds that keep a run's cost flat as membership grows: gradient boosting gains little
+    # past a few hundred thousand rows, and importances are stable on tens of thousands.
+    max_train_rows: int = 250_000
+    max_explain_rows: int = 20_000
 
 
 def git_commit(repo: Path | None = None) -> str:
@@ -80,7 +84,7 @@ def _log_model(model, frame: pd.DataFrame, output) -> str:
         info = mlflow.sklearn.log_model(
             model,
             name="model",
-            signature=infer_signature(frame, output),
+            signature=infer_signature(frame.head(1000), np.asarray(output)[:1000]),
             input_example=frame.head(5),
             serialization_format="skops",
             skops_trusted_types=_trusted_types(model),
@@ -150,8 +154,14 @@ def train_churn(training: features.TrainingData, config: TrainConfig) -> dict:
             )
             or {}
         )
+    explain = sample_positions(y_hold, config.max_explain_rows, config.seed)
     importance = evaluate.importances(
-        model, x_hold, y_hold, "roc_auc", config.seed, direction_scores=probabilities
+        model,
+        x_hold.iloc[explain],
+        y_hold[explain],
+        "roc_auc",
+        config.seed,
+        direction_scores=probabilities[explain],
     )
     reference = monitor.build_reference(x_train, model.predict_proba(x_train)[:, 1])
     data = {**features.describe(training), "horizon_days": training.horizon_days}
@@ -273,7 +283,10 @@ def train_segment(training: features.TrainingData, config: TrainConfig) -> dict:
             )
             or {}
         )
-    importance = evaluate.importances(model, x_test, y_test, "f1_macro", config.seed)
+    explain = sample_positions(y_test, config.max_explain_rows, config.seed)
+    importance = evaluate.importances(
+        model, x_test.iloc[explain], y_test[explain], "f1_macro", config.seed
+    )
     data = {
         **features.describe(training),
         "label_rule": (
@@ -361,10 +374,13 @@ def train(config: TrainConfig, data: features.WarehouseData | None = None) -> di
 
     mlflow.set_tracking_uri(config.tracking_uri)
     set_experiment(config.tracking_uri)
-    data = data or features.read_warehouse(config.duckdb_path)
+    data = data or features.read_warehouse(
+        config.duckdb_path, config.horizon_days, config.n_train_cutoffs
+    )
     training = features.build_training_data(
         data, config.horizon_days, config.n_train_cutoffs, seed=config.seed
     )
+    training = cap_training_rows(training, config.max_train_rows, config.seed)
     validate.validate_features(
         features.to_model_frame(training.churn_train, features.FEATURE_COLUMNS),
         features.FEATURE_COLUMNS,
@@ -375,6 +391,40 @@ def train(config: TrainConfig, data: features.WarehouseData | None = None) -> di
         "segment": train_segment(training, config),
         "data": features.describe(training),
     }
+
+
+def sample_positions(labels_: np.ndarray, limit: int, seed: int) -> np.ndarray:
+    """Row positions of a seeded sample of at most ``limit`` rows, stratified by label (each
+    label keeps its share), in their original order; every row when there are fewer."""
+    size = len(labels_)
+    if size <= limit:
+        return np.arange(size)
+    rng = np.random.default_rng(seed)
+    keep = []
+    for value in pd.unique(labels_):
+        positions = np.flatnonzero(labels_ == value)
+        share = max(1, round(len(positions) * limit / size))
+        keep.append(rng.choice(positions, size=share, replace=False))
+    return np.sort(np.concatenate(keep))
+
+
+def cap_training_rows(
+    training: features.TrainingData, limit: int, seed: int
+) -> features.TrainingData:
+    """At most ``limit`` training rows per model (stratified sample); holdouts stay whole."""
+    churn = training.churn_train
+    segment = training.segment_train
+    return replace(
+        training,
+        churn_train=churn.iloc[
+            sample_positions(churn["churned"].to_numpy(), limit, seed)
+        ].reset_index(drop=True),
+        segment_train=segment.iloc[
+            sample_positions(segment["segment"].to_numpy(), limit, seed)
+        ].reset_index(drop=True),
+        churn_train_rows_available=len(churn),
+        segment_train_rows_available=len(segment),
+    )
 
 
 def config_from_settings(settings, **overrides) -> TrainConfig:
