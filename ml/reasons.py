@@ -22,12 +22,14 @@ class ReasonCode:
     """One reason: the feature it watches, when it fires, and how it reads."""
 
     feature: str
-    fires: Callable[[pd.Series, float], bool]
-    words: Callable[[pd.Series], str]
+    # (frame, median of the feature) -> where the code fires, for every row at once.
+    fires: Callable[[pd.DataFrame, float], pd.Series]
+    # One row (read as row["column"]) -> the reason in plain words.
+    words: Callable[..., str]
     negative_moment: bool = False
 
 
-def _n(row: pd.Series, column: str) -> int:
+def _n(row, column: str) -> int:
     return int(row[column])
 
 
@@ -167,7 +169,9 @@ def top_reasons(
     """Up to ``k`` reasons per row of ``features`` (the churn model frame), in rank order.
 
     ``importance`` has ``feature, importance`` (permutation importance from training); without
-    it every code weighs the same.
+    it every code weighs the same. Which codes fire, and their order, is computed for all rows
+    at once (a code's test reads whole columns); only the words of the reasons kept are written
+    row by row, so a million members take seconds, not minutes.
     """
     weights = {}
     if importance is not None and len(importance):
@@ -175,23 +179,42 @@ def top_reasons(
             zip(importance["feature"], np.clip(importance["importance"], 0, None), strict=False)
         )
     codes = [c for c in REASON_CODES if c.feature in features.columns]
-    medians = {c.feature: float(features[c.feature].median()) for c in codes}
-    distance = {c.feature: _percentile_distance(features[c.feature]) for c in codes}
+    rows = len(features)
+    if not codes or not rows:
+        return [[] for _ in range(rows)]
+    # Sort keys, one column per code: negative moments first, then by strength; a code that does
+    # not fire sorts last (inf). A stable sort keeps REASON_CODES order between equal keys.
+    keys = np.full((rows, len(codes)), np.inf)
+    for position, code in enumerate(codes):
+        values = features[code.feature]
+        median = float(values.median())
+        fired = values.notna() & code.fires(features, median).fillna(False).astype(bool)
+        if code.feature in ("nps_score_change", "latest_nps_score"):
+            fired &= features["latest_nps_score"].notna()
+        strength = (weights.get(code.feature, 0.0) + 1e-3) * (
+            _percentile_distance(values).to_numpy() + 1e-3
+        )
+        rank_group = 0.0 if code.negative_moment else 10.0  # strength stays below 1.01
+        keys[:, position] = np.where(fired.to_numpy(), rank_group - strength, np.inf)
+    order = np.argsort(keys, axis=1, kind="stable")[:, :k]
+    kept = np.isfinite(np.take_along_axis(keys, order, axis=1))
+    row = _RowView({column: features[column].to_numpy() for column in features.columns})
     out: list[list[str]] = []
-    for index, row in features.iterrows():
-        fired = []
-        for code in codes:
-            value = row[code.feature]
-            if pd.isna(value) or not code.fires(row, medians[code.feature]):
-                continue
-            if code.feature in ("nps_score_change", "latest_nps_score") and pd.isna(
-                row.get("latest_nps_score")
-            ):
-                continue
-            strength = (weights.get(code.feature, 0.0) + 1e-3) * (
-                distance[code.feature].loc[index] + 1e-3
-            )
-            fired.append((not code.negative_moment, -strength, code.words(row)))
-        fired.sort(key=lambda item: (item[0], item[1]))
-        out.append([words for _, _, words in fired[:k]])
+    for index in range(rows):
+        row.index = index
+        out.append([codes[order[index, j]].words(row) for j in range(k) if kept[index, j]])
     return out
+
+
+class _RowView:
+    """One row of a frame, read as ``row["column"]`` by the codes' words (no Series per row)."""
+
+    def __init__(self, columns: dict[str, np.ndarray]):
+        self.columns = columns
+        self.index = 0
+
+    def __getitem__(self, column: str):
+        return self.columns[column][self.index]
+
+    def get(self, column: str, default=None):
+        return self[column] if column in self.columns else default

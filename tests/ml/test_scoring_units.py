@@ -127,3 +127,60 @@ def test_segment_transitions_only_record_changes():
             "score_date": "2026-07-01",
         }
     ]
+
+
+def _reasons_row_by_row(features: pd.DataFrame, importance: pd.DataFrame, k: int = 3):
+    """The definition of the reasons, one row at a time: what the vectorised ranking must equal."""
+    weights = dict(
+        zip(importance["feature"], np.clip(importance["importance"], 0, None), strict=True)
+    )
+    codes = [c for c in reasons.REASON_CODES if c.feature in features.columns]
+    medians = {c.feature: float(features[c.feature].median()) for c in codes}
+    distance = {
+        c.feature: (features[c.feature].rank(pct=True) - 0.5).abs().fillna(0.0) for c in codes
+    }
+    out = []
+    for index, row in features.iterrows():
+        fired = []
+        for code in codes:
+            value = row[code.feature]
+            if pd.isna(value) or not bool(
+                code.fires(row.to_frame().T, medians[code.feature]).iloc[0]
+            ):
+                continue
+            if code.feature in ("nps_score_change", "latest_nps_score") and pd.isna(
+                row["latest_nps_score"]
+            ):
+                continue
+            strength = (weights.get(code.feature, 0.0) + 1e-3) * (
+                distance[code.feature][index] + 1e-3
+            )
+            fired.append((not code.negative_moment, -strength, code.words(row)))
+        fired.sort(key=lambda item: (item[0], item[1]))
+        out.append([words for _, _, words in fired[:k]])
+    return out
+
+
+def test_vectorised_reasons_equal_the_row_by_row_definition():
+    rng = np.random.default_rng(7)
+    rows = 400
+    columns = sorted(
+        {code.feature for code in reasons.REASON_CODES} | {"latest_ces_score", "transactions_30d"}
+    )
+    frame = pd.DataFrame({column: rng.integers(-12, 12, rows).astype(float) for column in columns})
+    frame["days_since_last_transaction"] = rng.integers(0, 400, rows).astype(float)
+    frame["avg_queue_seconds_90d"] = rng.integers(0, 1200, rows).astype(float)
+    frame["latest_nps_score"] = rng.integers(0, 11, rows).astype(float)
+    for column in (
+        "latest_nps_score",
+        "nps_score_change",
+        "avg_queue_seconds_90d",
+        "recency_x_rate",
+    ):
+        frame.loc[rng.random(rows) < 0.3, column] = np.nan
+    importance = pd.DataFrame(
+        {"feature": columns, "importance": rng.uniform(-0.01, 0.05, len(columns))}
+    )
+    expected = _reasons_row_by_row(frame, importance)
+    assert reasons.top_reasons(frame, importance) == expected
+    assert sum(len(r) == 3 for r in expected) > rows / 4  # the ranking was exercised
