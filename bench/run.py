@@ -48,6 +48,9 @@ class Stage:
     counted: bool = True
     ok: bool = True
     tasks: dict[str, float] = field(default_factory=dict)
+    # The machine's 1-minute load average when the stage ended: above the CPU count, other work
+    # shared the cores and the stage's wall seconds overstate its cost.
+    load_1m: float = field(default_factory=lambda: round(os.getloadavg()[0], 2))
 
     @property
     def rows_per_second(self) -> float | None:
@@ -384,13 +387,13 @@ def print_table(result: dict) -> None:
         f"\n{result['members']:,} members ({result['machine']['cpus']} CPUs, "
         f"{result['machine']['memory_gb']} GB)"
     )
-    print(f"  {'stage':<34}{'wall s':>9}{'cpu s':>9}{'peak MB':>9}{'rows/s':>12}")
+    print(f"  {'stage':<34}{'wall s':>9}{'cpu s':>9}{'peak MB':>9}{'rows/s':>12}{'load':>7}")
     for row in result["stages"] + result["ceilings"]:
         rate = f"{row['rows_per_second']:,}" if row["rows_per_second"] else "-"
         flag = "" if row["ok"] else "  FAILED"
         print(
             f"  {row['name']:<34}{row['wall_seconds']:>9.1f}{row['cpu_seconds']:>9.1f}"
-            f"{row['peak_memory_mb']:>9.0f}{rate:>12}{flag}"
+            f"{row['peak_memory_mb']:>9.0f}{rate:>12}{row['load_1m']:>7.1f}{flag}"
         )
     for key, value in {**result["totals"], **result["ratios_to_ceiling"]}.items():
         print(f"  {key:<40} {value}")
