@@ -1,0 +1,43 @@
+"""`make bench`'s arithmetic on made-up stages: totals, shares and ratios to the ceilings."""
+
+from __future__ import annotations
+
+from bench.run import Stage, print_table, summarise
+
+
+def _stage(name, wall, tasks=None, ok=True):
+    return Stage(name, wall, wall / 2, 100.0, rows=1000, ok=ok, tasks=tasks or {}, load_1m=1.0)
+
+
+def test_summary_totals_shares_and_ratios(capsys):
+    stages = [
+        Stage("generate sample", 50.0, 40.0, 900.0, counted=False),
+        _stage("full:ingest_loyalty", 30.0, {"members.validate": 3.0, "members.extract": 20.0}),
+        _stage("full:ingest_surveys", 10.0, {"responses.validate": 3.0}),
+        _stage("full:build_warehouse", 60.0),
+        _stage("incremental:ingest_loyalty", 4.0),
+        _stage("incremental:build_warehouse", 8.0),
+    ]
+    ceilings = [
+        Stage("ceiling:compiled SQL in DuckDB", 40.0, 30.0, 0.0),
+        Stage("ceiling:read loyalty", 5.0, 0.0, 0.0, rows=100),
+    ]
+    result = summarise(1000, stages, ceilings)
+    totals = result["totals"]
+    assert totals["full_wall_seconds"] == 100.0  # generation is not counted
+    assert totals["incremental_wall_seconds"] == 12.0
+    assert totals["incremental_share_of_full"] == 0.12
+    assert totals["validation_share_of_ingestion"] == 0.15  # (3 + 3) / (30 + 10)
+    assert totals["all_ok"] is True
+    assert result["ratios_to_ceiling"] == {
+        "warehouse_build_vs_compiled_sql": 1.5,
+        "ingest_loyalty_vs_raw_read": 6.0,
+    }
+    print_table(result)
+    printed = capsys.readouterr().out
+    assert "full:build_warehouse" in printed and "incremental_share_of_full" in printed
+
+
+def test_a_failed_stage_makes_the_run_not_ok():
+    result = summarise(10, [_stage("full:build_warehouse", 5.0, ok=False)], [])
+    assert result["totals"]["all_ok"] is False
