@@ -15,13 +15,6 @@ pytestmark = pytest.mark.integration
 LOGICAL = datetime(2026, 6, 3, tzinfo=UTC)  # the interval [2026-06-02, 2026-06-03)
 
 
-@pytest.fixture(scope="session")
-def airflow_db():
-    from pipeline.run import migrate_airflow_db
-
-    migrate_airflow_db()
-
-
 @pytest.fixture
 def fixture_env(tmp_path, monkeypatch):
     monkeypatch.setenv("CX_DATA_DIR", str(tmp_path / "data"))
