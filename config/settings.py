@@ -213,7 +213,7 @@ ENV_VARS = {
     "CX_PROGRAMS_CONFIG": "the programs' YAML file (eligibility, priority, control share, contact rules); default programs/programs.yml",
     "CX_EXPORTS_DIR": "program exports per cycle (<dir>/<cycle_date>/, <dir>/latest); default $CX_DATA_DIR/exports",
     "CX_REPORTS_DIR": "the segment report (segment-report.html); default $CX_DATA_DIR/reports",
-    "CX_HASH_KEY": "HMAC key (at least 32 characters) for the erased members' suppression list; required once real sources are configured (secret: environment only, never printed)",
+    "CX_HASH_KEY": "HMAC key (at least 32 characters) for the keyed hashes records are matched by and the erased members' suppression list; required once real sources are configured (secret: environment only, never printed)",
     "CX_SUPPRESSION_LIST": "keyed hashes of erased members that ingestion drops; default $CX_DATA_DIR/privacy/suppression.json",
 }
 

@@ -3,8 +3,9 @@
 
 Runs when the raw tables of the enabled sources have landed (Asset schedule), not by the clock:
 
-1. **prepare_sources**: scores survey comments' sentiment (VADER) into the lake; on PostgreSQL,
-   copies new lake partitions into the `raw` schema.
+1. **prepare_sources**: scores survey comments' sentiment (VADER) and writes the keyed hashes
+   (HMAC under `CX_HASH_KEY`) of the emails and phones records are linked by into the lake; on
+   PostgreSQL, copies new lake partitions into the `raw` schema.
 2. **dbt** (a task group rendered by astronomer-cosmos from `dbt_project/target/manifest.json`,
    so dbt never runs at parse time): one task per model and snapshot, each running `dbt build`
    on its node, so its tests gate what follows and a failed model is retried on its own.

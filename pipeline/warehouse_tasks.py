@@ -1,5 +1,5 @@
-"""The Python steps of the warehouse DAG around dbt: comment sentiment and the PostgreSQL raw
-load before, publishing the read-only copy after."""
+"""The Python steps of the warehouse DAG around dbt: comment sentiment, the keyed hashes of
+identifiers and the PostgreSQL raw load before, publishing the read-only copy after."""
 
 from __future__ import annotations
 
@@ -7,13 +7,14 @@ from config import load_settings
 
 
 def prepare_sources() -> dict:
-    """Score comment sentiment into the lake; on PostgreSQL also copy the lake into ``raw``."""
-    from warehouse.enrich import enrich_survey_sentiment
+    """Score comment sentiment and hash identifiers into the lake; on PostgreSQL also copy the
+    lake into ``raw``."""
+    from warehouse.enrich import enrich_lake, summary
 
     settings = load_settings()
     # The dbt tasks open the DuckDB file in their own processes; its folder must exist first.
     settings.duckdb_path.parent.mkdir(parents=True, exist_ok=True)
-    result = {"sentiment": str(enrich_survey_sentiment(settings.lake_dir))}
+    result = {name: summary(done) for name, done in enrich_lake(settings).items()}
     if settings.warehouse_target == "postgres":
         from warehouse.load_postgres import load_lake
 

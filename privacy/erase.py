@@ -18,7 +18,8 @@
 5. **Exports**: rewrite each program export that holds a member, with new checksums in its
    manifest, published like a cycle (new content-named build, symlink swapped).
 6. **Lake** last: rewrite each affected raw, quarantine and staged partition atomically, the
-   enriched sentiment rows of the members' responses, and the partitions' manifests.
+   enrichments (sentiment of the members' responses, keyed hashes of their rows' emails and
+   phones), and the partitions' manifests.
 
 The warehouse goes before the lake, so a run that fails halfway can simply be repeated: the
 lake still holds every record key the warehouse needs, and the suppression list already holds
@@ -53,6 +54,8 @@ WAREHOUSE_KEYS = {
     "call_id": ("call_id",),
     "record_id": ("response_id", "call_id"),  # int_identity_links
 }
+# The record keys of the lake's enrichments (warehouse/enrich.py, warehouse/identity_hashes.py).
+ENRICHED_KEYS = ("response_id", "call_id")
 # The PostgreSQL schemas the project writes (the marts' schema is CX_PG_SCHEMA).
 POSTGRES_SCHEMAS = ("raw", "restricted", "snapshots")
 
@@ -571,7 +574,7 @@ def erase_from_lake(
     con, settings: Settings, matcher: Matcher, keys: dict[str, set[str]], report: ErasureReport
 ) -> None:
     """Rewrite every raw, quarantined and staged partition holding an erased member's rows,
-    and their manifests; drop the sentiment rows of their survey responses."""
+    and their manifests; drop the enrichment rows of the members and their records."""
     from ingestion.land import BAD, GOOD, MANIFEST
 
     lake_dir = settings.lake_dir
@@ -597,21 +600,32 @@ def erase_from_lake(
         if updated is not manifest:
             _write_json(manifest_path, updated)
         report.add("lake:_staging", removed)
-    responses = keys.get("response_id") or set()
-    if responses:
-        con.execute(
-            "create or replace temp table cx_erased_responses as select unnest(?::varchar[]) as key",
-            [sorted(responses)],
-        )
-        for path in _lake_files(lake_dir, "enriched"):
-            report.add("lake:enriched/survey_sentiment", _drop_keys(con, path, "response_id"))
+    # Enrichments (comment sentiment, the keyed hashes of identifiers): the members' rows by
+    # member id, and their records' rows by response and call key.
+    con.execute("create or replace temp table cx_erased_records (kind varchar, key varchar)")
+    for kind in ENRICHED_KEYS:
+        if keys.get(kind):
+            con.execute(
+                "insert into cx_erased_records select ?, unnest(?::varchar[])",
+                [kind, sorted(keys[kind])],
+            )
+    for path in _lake_files(lake_dir, "enriched"):
+        place = f"lake:enriched/{path.parent.name}"
+        report.add(place, filter_parquet(con, matcher, path))
+        report.add(place, _drop_keys(con, path))
 
 
-def _drop_keys(con, path: Path, column: str) -> int:
+def _drop_keys(con, path: Path) -> int:
     relation = f"read_parquet('{path}')"
-    if column not in relation_columns(con, relation):
+    tests = [
+        f"trim(cast({column} as varchar)) in "
+        f"(select key from cx_erased_records where kind = '{column}')"
+        for column in relation_columns(con, relation)
+        if column in ENRICHED_KEYS
+    ]
+    if not tests:
         return 0
-    condition = f"trim(cast({column} as varchar)) in (select key from cx_erased_responses)"
+    condition = " or ".join(tests)
     removed = con.execute(f"select count(*) from {relation} where {condition}").fetchone()[0]
     if removed:
         staged = path.with_name(f".tmp-erase-{path.name}")

@@ -50,6 +50,10 @@ def column_role(name: str) -> str | None:
     lowered = name.lower()
     if lowered == "member_id":
         return MEMBER
+    if lowered.endswith("_hash"):
+        # A keyed hash (warehouse/identity_hashes.py) is no identifier; its rows carry the
+        # member id or the record key erasure finds them by.
+        return None
     if "email" in lowered:
         return EMAIL
     if "phone" in lowered:

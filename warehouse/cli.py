@@ -13,10 +13,11 @@ from warehouse import dbt_runner
 def build_warehouse(
     settings, target: str, full_refresh: bool = False, select=None, dbt_vars=None
 ) -> dbt_runner.DbtResult:
-    """Enrich comments, load PostgreSQL's raw tables when needed, dbt build, publish (DuckDB)."""
-    from warehouse.enrich import enrich_survey_sentiment
+    """Enrich the lake (comment sentiment, keyed hashes of identifiers), load PostgreSQL's raw
+    tables when needed, dbt build, publish (DuckDB)."""
+    from warehouse.enrich import enrich_lake
 
-    enrich_survey_sentiment(settings.lake_dir)
+    enrich_lake(settings)
     if target == "postgres":
         from warehouse.load_postgres import load_lake
 
@@ -56,7 +57,9 @@ def main(argv: list[str] | None = None) -> int:
         "--vars", default=None, help='dbt vars as JSON, e.g. \'{"as_of_date": "2025-01-31"}\''
     )
     commands.add_parser("parse", help="dbt parse; writes dbt_project/target/manifest.json")
-    commands.add_parser("enrich", help="score survey comments into <lake>/enriched")
+    commands.add_parser(
+        "enrich", help="score survey comments and hash identifiers into <lake>/enriched"
+    )
     commands.add_parser("load-postgres", help="copy the raw lake into PostgreSQL schema raw")
     commands.add_parser("publish", help="publish a read-only copy of the DuckDB warehouse")
     commands.add_parser(

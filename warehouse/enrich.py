@@ -5,6 +5,9 @@ writes ``<lake>/enriched/survey_sentiment/<partition>.parquet`` with one row per
 has a comment: ``response_id``, ``comment_sentiment`` (VADER compound, -1..1) and
 ``comment_sentiment_label``, plus the lineage dbt deduplicates on. A partition whose output is
 newer than its input is skipped; an output whose input is gone is removed.
+
+``enrich_lake`` runs every enrichment the warehouse reads before dbt: this one and the keyed
+hashes of identifiers (``warehouse/identity_hashes.py``).
 """
 
 from __future__ import annotations
@@ -74,14 +77,14 @@ def score_partition(source: Path, analyzer=None) -> pa.Table:
     return pa.Table.from_pylist(out, schema=OUTPUT_SCHEMA)
 
 
-def _write_atomic(table: pa.Table, final: Path) -> None:
+def write_atomic(table: pa.Table, final: Path, compression: str = "snappy") -> None:
     final.parent.mkdir(parents=True, exist_ok=True)
     handle = tempfile.NamedTemporaryFile(
         dir=final.parent, prefix=".tmp-", suffix=".parquet", delete=False
     )
     handle.close()
     try:
-        pq.write_table(table, handle.name)
+        pq.write_table(table, handle.name, compression=compression)
         os.chmod(handle.name, 0o644)  # NamedTemporaryFile makes 0600; readers need more
         os.replace(handle.name, final)
     except BaseException:
@@ -105,7 +108,7 @@ def enrich_survey_sentiment(lake_dir: Path, force: bool = False) -> EnrichResult
             from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
             analyzer = SentimentIntensityAnalyzer()
-        _write_atomic(score_partition(source, analyzer), target)
+        write_atomic(score_partition(source, analyzer), target)
         written.append(target)
     names = {source.name for source in sources}
     removed = []
@@ -117,14 +120,34 @@ def enrich_survey_sentiment(lake_dir: Path, force: bool = False) -> EnrichResult
     return EnrichResult(tuple(written), tuple(skipped), tuple(removed))
 
 
+def enrich_lake(settings) -> dict[str, EnrichResult]:
+    """Comment sentiment and the keyed hashes of identifiers, for every landed partition.
+
+    The hash key comes first (``privacy.identity.hash_key``): with real sources and no
+    ``CX_HASH_KEY`` this fails before any work, naming the variable.
+    """
+    from privacy.identity import hash_key
+    from warehouse.identity_hashes import hash_identities
+
+    key = hash_key(settings)
+    return {
+        "sentiment": enrich_survey_sentiment(settings.lake_dir),
+        "identity_hashes": hash_identities(settings.lake_dir, key),
+    }
+
+
+def summary(result: EnrichResult) -> str:
+    return (
+        f"{len(result.written)} written, {len(result.skipped)} up to date, "
+        f"{len(result.removed)} removed"
+    )
+
+
 def main() -> int:
     from config import load_settings
 
-    result = enrich_survey_sentiment(load_settings().lake_dir)
-    print(
-        f"survey sentiment: {len(result.written)} written, {len(result.skipped)} up to date, "
-        f"{len(result.removed)} removed"
-    )
+    for name, result in enrich_lake(load_settings()).items():
+        print(f"{name}: {summary(result)}")
     return 0
 
 

@@ -2,8 +2,9 @@
 
 DuckDB reads the lake's Parquet files in place; PostgreSQL cannot, so each partition file is
 copied into a table ``raw.<table>`` (``raw.members``, ``raw.transactions``, ``raw.responses``,
-``raw.contacts``, ``raw.survey_sentiment``) whose columns follow ``ingestion/contract.py``, plus
-``_lake_file``, the partition file the row came from.
+``raw.contacts``, and the enrichments ``raw.survey_sentiment``, ``raw.member_hashes``,
+``raw.response_hashes``, ``raw.call_hashes``) whose columns follow ``ingestion/contract.py`` and
+``warehouse/``'s enrichment, plus ``_lake_file``, the partition file the row came from.
 
 Incremental per partition file: ``raw._loaded_files`` records each loaded file and its SHA-256.
 An unchanged file is skipped; a changed one has its rows replaced in one transaction; a file gone
@@ -33,6 +34,7 @@ _PG_TYPES = {
     "boolean": "boolean",
 }
 _LINEAGE_PG = {"VARCHAR": "text", "BIGINT": "bigint", "TIMESTAMPTZ": "timestamptz"}
+_ARROW_PG = {"string": "text", "int64": "bigint", "timestamp[us, tz=UTC]": "timestamptz"}
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,8 @@ class RawTable:
 
 
 def raw_tables() -> tuple[RawTable, ...]:
+    from warehouse.identity_hashes import HASHED_TABLES
+
     tables = [
         RawTable(
             name=table.name,
@@ -67,6 +71,14 @@ def raw_tables() -> tuple[RawTable, ...]:
             ),
         )
     )
+    for hashed in HASHED_TABLES:
+        tables.append(
+            RawTable(
+                name=hashed.name,
+                folder=("enriched", hashed.name),
+                columns=tuple((f.name, _ARROW_PG[str(f.type)]) for f in hashed.schema),
+            )
+        )
     return tuple(tables)
 
 

@@ -1,6 +1,7 @@
-{#- Phone numbers to E.164: keep the digits; a leading + or 00 keeps the country code; ten digits
-    get the default country code (+1, NANP); eleven digits starting with that code get a +.
-    Anything else is not a usable number and becomes null. -#}
+{#- Phone numbers to E.164 (as privacy/identity.py's normalize_phone): keep the digits; a
+    leading + or 00 keeps the country code; ten digits get the default country code (+1, NANP);
+    eleven digits starting with that code get a +. Anything else is not a usable number and
+    becomes null. -#}
 {% macro normalize_phone(column, default_country_code='1') -%}
     case
         when {{ column }} is null then null
@@ -18,9 +19,11 @@
     end
 {%- endmacro %}
 
-{#- Emails compare trimmed and lower-case; an empty string is no email. -#}
+{#- Emails compare trimmed and lower-case; a value without an @ (empty, "n/a") is no email.
+    privacy/identity.py normalises alike before hashing (tests/privacy/test_keyed_matching.py
+    runs both on the same values). -#}
 {% macro normalize_email(column) -%}
-    nullif(lower(trim({{ column }})), '')
+    case when {{ column }} like '%@%' then lower(trim({{ column }})) end
 {%- endmacro %}
 
 {#- Text codes (tier, channel, reason) compare trimmed and lower-case. -#}

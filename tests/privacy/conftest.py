@@ -42,7 +42,7 @@ def postgres_target(postgres_url, tmp_path_factory):
     import sqlalchemy as sa
 
     from warehouse import dbt_runner
-    from warehouse.enrich import enrich_survey_sentiment
+    from warehouse.enrich import enrich_lake
     from warehouse.load_postgres import load_lake
 
     url = sa.engine.make_url(postgres_url)
@@ -61,7 +61,7 @@ def postgres_target(postgres_url, tmp_path_factory):
     )
     try:
         land_everything(settings)
-        enrich_survey_sentiment(settings.lake_dir)
+        enrich_lake(settings)
         load_lake(
             settings.lake_dir,
             {

@@ -145,10 +145,10 @@ def env_of(settings: Settings) -> dict[str, str]:
 def build_duckdb(settings: Settings) -> None:
     """The warehouse as `make run` builds it (data tests skipped: tests/warehouse runs them)."""
     from warehouse import dbt_runner
-    from warehouse.enrich import enrich_survey_sentiment
+    from warehouse.enrich import enrich_lake
     from warehouse.publish import publish_duckdb
 
-    enrich_survey_sentiment(settings.lake_dir)
+    enrich_lake(settings)
     dbt_runner.build(
         settings,
         target="duckdb",

@@ -180,6 +180,9 @@ def test_report_counts_every_place_and_names_nobody(erased):
         "duckdb:main.int_identity_links",
         "lake:raw/loyalty/members",
         "lake:enriched/survey_sentiment",
+        "lake:enriched/member_hashes",
+        "lake:enriched/response_hashes",
+        "lake:enriched/call_hashes",
     ):
         assert removed.get(place), place
     assert not mentions_erased(json.dumps(erased.report.as_dict()))

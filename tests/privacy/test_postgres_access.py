@@ -155,6 +155,10 @@ def test_erasure_on_postgres_leaves_no_trace(postgres_target):
     }
     report = erase_members(postgres_target.settings, [ERASED])
     assert report.removed["postgres:raw.members"] == 1
+    # The keyed hashes of M1's rows, and of the survey responses and calls that were M1's.
+    assert report.removed["postgres:raw.member_hashes"] == 1
+    assert report.removed["postgres:raw.response_hashes"] >= 2
+    assert report.removed["postgres:raw.call_hashes"] >= 2
     assert _scan_postgres(postgres_target, mentions_erased) == []
     assert _scan_postgres(postgres_target, mentions_kept)  # M2 stays
     assert assert_erased(postgres_target.settings, [ERASED])["remaining"] == 0

@@ -40,10 +40,10 @@ def fixture_lake(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def duckdb_build(fixture_lake) -> Build:
     from warehouse import dbt_runner
-    from warehouse.enrich import enrich_survey_sentiment
+    from warehouse.enrich import enrich_lake
 
     settings = fixture_settings(fixture_lake.parent, fixture_lake)
-    enrich_survey_sentiment(settings.lake_dir)
+    enrich_lake(settings)
     target_path = fixture_lake.parent / "dbt-target-duckdb"
     result = dbt_runner.build(settings, target="duckdb", target_path=target_path)
     return Build(settings, result, target_path)

@@ -190,7 +190,10 @@ def test_published_copy_is_readable_while_the_pipeline_writes(duckdb_build, tmp_
     target = publish_duckdb(duckdb_build.settings.duckdb_path, tmp_path / "published" / "cx.duckdb")
     with duckdb.connect(str(target), read_only=True) as reader:
         assert reader.execute("select count(*) from customer_360").fetchone() == (6,)
-        assert reader.execute("select count(*) from restricted.member_contacts").fetchone() == (6,)
+        schemas = {
+            r[0] for r in reader.execute("select schema_name from duckdb_schemas()").fetchall()
+        }
+        assert "snapshots" in schemas and "restricted" not in schemas
     assert not target.stat().st_mode & 0o222  # read-only for everyone
     assert [p.name for p in target.parent.iterdir()] == ["cx.duckdb"]  # no temp left behind
 

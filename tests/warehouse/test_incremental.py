@@ -32,7 +32,7 @@ def incremental_chain(tmp_path_factory, duckdb_build):
     """Three runs as the lake grows: landing A without any call file (a source with no
     partition yet), then A+B, then A+B+C; returns the settings and checksums after the chain."""
     from warehouse import dbt_runner
-    from warehouse.enrich import enrich_survey_sentiment
+    from warehouse.enrich import enrich_lake
 
     root = tmp_path_factory.mktemp("incremental")
     settings = fixture_settings(root)
@@ -40,7 +40,7 @@ def incremental_chain(tmp_path_factory, duckdb_build):
     stages = [(("A",), ("calls/contacts",)), (("A", "B"), ()), (("A", "B", "C"), ())]
     for landings, skip in stages:
         write_lake(settings.lake_dir, landings, skip)
-        enrich_survey_sentiment(settings.lake_dir)
+        enrich_lake(settings)
         dbt_runner.run(settings, target="duckdb", select=SELECT, target_path=target_path)
     return settings, target_path, fact_checksums(settings.duckdb_path)
 
