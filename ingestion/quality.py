@@ -123,4 +123,3 @@ def validate_parquet(path: Path, table: Table, expect_rows: bool) -> ValidationS
     return ValidationSummary(
         success=bool(result.success), evaluated=len(result.results), failed=failed
     )
-
