@@ -248,7 +248,12 @@ def extract_ceiling(root: Path) -> list[Stage]:
             rows += cursor.fetch_arrow_table().num_rows
     stages.append(_ceiling_stage("ceiling:read loyalty", started, rows))
     started = time.perf_counter()
-    rows = sum(pajson.read_json(path).num_rows for path in (sample / "surveys").rglob("*.jsonl"))
+    rows = 0
+    for path in (sample / "surveys").rglob("*.jsonl"):
+        try:
+            rows += pajson.read_json(path).num_rows
+        except Exception:  # a planted malformed file (a number written as text, a cut line)
+            continue
     stages.append(_ceiling_stage("ceiling:read surveys", started, rows))
     started = time.perf_counter()
     rows = 0
