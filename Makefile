@@ -138,7 +138,7 @@ test-scheduler: install-dev ## Only the end-to-end test on the real scheduler an
 .PHONY: test
 test: install-dev lint ## Lint, start PostgreSQL, and run the whole test suite
 	scripts/chromium.sh install >/dev/null
-	CX_TEST_POSTGRES_URL=$$(scripts/postgres.sh start) $(PY) -m pytest -m "not scheduler"
+	CX_TEST_POSTGRES_URL=$$(scripts/postgres.sh start) $(PY) -m pytest
 
 .PHONY: lock
 lock: $(VENV)/bin/activate ## Re-pin every transitive package into constraints.txt
