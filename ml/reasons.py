@@ -215,6 +215,3 @@ class _RowView:
 
     def __getitem__(self, column: str):
         return self.columns[column][self.index]
-
-    def get(self, column: str, default=None):
-        return self[column] if column in self.columns else default

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,32 +93,57 @@ def write_atomic(table: pa.Table, final: Path, compression: str = "snappy") -> N
         raise
 
 
-def enrich_survey_sentiment(lake_dir: Path, force: bool = False) -> EnrichResult:
-    """Score every survey partition under ``lake_dir`` whose output is missing or stale."""
-    source_dir = lake_dir / "raw" / "surveys" / "responses"
-    target_dir = lake_dir / "enriched" / "survey_sentiment"
+def sync_partitions(
+    source_dir: Path,
+    target_dir: Path,
+    build: Callable[[Path], None],
+    is_current: Callable[[Path, Path], bool],
+    force: bool = False,
+) -> EnrichResult:
+    """Keep ``target_dir`` one enriched file per landed partition of ``source_dir``.
+
+    ``build(source)`` writes the enrichment of a partition that is missing or not current
+    (``is_current(target, source)``), and an enriched file whose partition is gone is removed.
+    Only finished partitions (``interval=*.parquet``) count, never a writer's temporary file.
+    """
     sources = sorted(source_dir.glob("interval=*.parquet")) if source_dir.is_dir() else []
-    written, skipped = [], []
-    analyzer = None
+    written, skipped, removed = [], [], []
     for source in sources:
         target = target_dir / source.name
-        if not force and target.exists() and target.stat().st_mtime >= source.stat().st_mtime:
+        if not force and is_current(target, source):
             skipped.append(target)
             continue
-        if analyzer is None:
-            from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
-
-            analyzer = SentimentIntensityAnalyzer()
-        write_atomic(score_partition(source, analyzer), target)
+        build(source)
         written.append(target)
     names = {source.name for source in sources}
-    removed = []
     if target_dir.is_dir():
-        for stale in target_dir.glob("interval=*.parquet"):
+        for stale in sorted(target_dir.glob("interval=*.parquet")):
             if stale.name not in names:
                 stale.unlink()
                 removed.append(stale)
     return EnrichResult(tuple(written), tuple(skipped), tuple(removed))
+
+
+def newer_than_source(target: Path, source: Path) -> bool:
+    return target.exists() and target.stat().st_mtime >= source.stat().st_mtime
+
+
+def enrich_survey_sentiment(lake_dir: Path, force: bool = False) -> EnrichResult:
+    """Score every survey partition under ``lake_dir`` whose output is missing or stale."""
+    target_dir = lake_dir / "enriched" / "survey_sentiment"
+    analyzer = None
+
+    def build(source: Path) -> None:
+        nonlocal analyzer
+        if analyzer is None:  # loading VADER's lexicon costs a second: only when needed
+            from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+            analyzer = SentimentIntensityAnalyzer()
+        write_atomic(score_partition(source, analyzer), target_dir / source.name)
+
+    return sync_partitions(
+        lake_dir / "raw" / "surveys" / "responses", target_dir, build, newer_than_source, force
+    )
 
 
 def enrich_lake(settings) -> dict[str, EnrichResult]:

@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 
 from ingestion import contract
 from privacy.identity import EMAIL, PHONE, key_fingerprint, keyed_hash_array
-from warehouse.enrich import EnrichResult, write_atomic
+from warehouse.enrich import EnrichResult, newer_than_source, sync_partitions, write_atomic
 
 FINGERPRINT = b"cx_key_fingerprint"
 LINEAGE = (
@@ -100,32 +100,27 @@ def hash_partition(source: Path, table: HashedTable, key: bytes) -> pa.Table:
     return hashed.replace_schema_metadata({FINGERPRINT: key_fingerprint(key).encode()})
 
 
-def _is_current(target: Path, source: Path, fingerprint: str) -> bool:
-    if not target.exists() or target.stat().st_mtime < source.stat().st_mtime:
-        return False
-    metadata = pq.read_schema(target).metadata or {}
-    return metadata.get(FINGERPRINT) == fingerprint.encode()
-
-
 def hash_identities(lake_dir: Path, key: bytes, force: bool = False) -> EnrichResult:
     """Hash every landed partition whose output is missing, older, or under another key."""
-    fingerprint = key_fingerprint(key)
+    fingerprint = key_fingerprint(key).encode()
+
+    def is_current(target: Path, source: Path) -> bool:
+        if not newer_than_source(target, source):
+            return False
+        return (pq.read_schema(target).metadata or {}).get(FINGERPRINT) == fingerprint
+
     written, skipped, removed = [], [], []
     for table in HASHED_TABLES:
-        source_dir, target_dir = table.source_dir(lake_dir), table.target_dir(lake_dir)
-        sources = sorted(source_dir.glob("interval=*.parquet")) if source_dir.is_dir() else []
-        for source in sources:
-            target = target_dir / source.name
-            if not force and _is_current(target, source, fingerprint):
-                skipped.append(target)
-                continue
+        target_dir = table.target_dir(lake_dir)
+
+        def build(source: Path, table: HashedTable = table, target_dir: Path = target_dir):
             # zstd: hex digests take half the space snappy leaves them.
-            write_atomic(hash_partition(source, table, key), target, compression="zstd")
-            written.append(target)
-        names = {source.name for source in sources}
-        if target_dir.is_dir():
-            for stale in sorted(target_dir.glob("interval=*.parquet")):
-                if stale.name not in names:
-                    stale.unlink()
-                    removed.append(stale)
+            write_atomic(
+                hash_partition(source, table, key), target_dir / source.name, compression="zstd"
+            )
+
+        done = sync_partitions(table.source_dir(lake_dir), target_dir, build, is_current, force)
+        written += done.written
+        skipped += done.skipped
+        removed += done.removed
     return EnrichResult(tuple(written), tuple(skipped), tuple(removed))

@@ -4,7 +4,7 @@
 -- Emails and phones are compared as keyed hashes (HMAC under CX_HASH_KEY, computed in Python
 -- before dbt by warehouse/identity_hashes.py), never as plain values. Each record takes the
 -- hashes of the very landed row staging kept: joined on its key and lineage (members counted
--- distinct, so a member row landed twice with the same lineage cannot make its email ambiguous).
+-- once: a hash is ambiguous only when its smallest and largest member id differ).
 with
 
 members as (
@@ -113,7 +113,7 @@ counted_emails as (
     select
         email_hash,
         min(member_id) as member_id,
-        count(distinct member_id) as member_count
+        min(member_id) = max(member_id) as is_one_member
     from hashed_members
     where email_hash is not null
     group by email_hash
@@ -123,7 +123,7 @@ counted_phones as (
     select
         phone_hash,
         min(member_id) as member_id,
-        count(distinct member_id) as member_count
+        min(member_id) = max(member_id) as is_one_member
     from hashed_members
     where phone_hash is not null
     group by phone_hash
@@ -135,12 +135,12 @@ linked_survey_responses as (
         hashed_survey_responses.response_id as record_id,
         case
             when known_members.member_id is not null then known_members.member_id
-            when counted_emails.member_count = 1 then counted_emails.member_id
+            when counted_emails.is_one_member then counted_emails.member_id
         end as member_id,
         case
             when known_members.member_id is not null then 'member_id'
-            when counted_emails.member_count = 1 then 'email'
-            when counted_emails.member_count > 1 then 'ambiguous'
+            when counted_emails.is_one_member then 'email'
+            when not counted_emails.is_one_member then 'ambiguous'
             else 'unmatched'
         end as link_method
     from hashed_survey_responses
@@ -156,12 +156,12 @@ linked_calls as (
         hashed_calls.call_id as record_id,
         case
             when known_members.member_id is not null then known_members.member_id
-            when counted_phones.member_count = 1 then counted_phones.member_id
+            when counted_phones.is_one_member then counted_phones.member_id
         end as member_id,
         case
             when known_members.member_id is not null then 'member_id'
-            when counted_phones.member_count = 1 then 'phone'
-            when counted_phones.member_count > 1 then 'ambiguous'
+            when counted_phones.is_one_member then 'phone'
+            when not counted_phones.is_one_member then 'ambiguous'
             else 'unmatched'
         end as link_method
     from hashed_calls
