@@ -67,10 +67,16 @@ def resolve_interval(
     return Interval(start, end)
 
 
-def _connect() -> duckdb.DuckDBPyConnection:
+# DuckDB's share of an ingestion task; past it, the extract spills to the staging folder, so a
+# full history at a million members lands in bounded memory.
+EXTRACT_MEMORY_LIMIT = "2GB"
+
+
+def _connect(spill_dir: Path) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     con.execute("set TimeZone = 'UTC'")
-    # Extracts are read once, and in-memory work stays bounded; spill beyond this.
+    con.execute(f"set memory_limit = '{EXTRACT_MEMORY_LIMIT}'")
+    con.execute(f"set temp_directory = '{spill_dir}'")
     con.execute("set preserve_insertion_order = true")
     return con
 
@@ -104,7 +110,7 @@ def extract(
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
 
-    con = _connect()
+    con = _connect(staging / ".spill")
     try:
         watermark: tuple[str, ...] = ()
         window = None

@@ -139,11 +139,11 @@ def read_database_table(
     expression = None
     if watermark:
         expression = watermark[0] if len(watermark) == 1 else f"coalesce({', '.join(watermark)})"
-    arrow = _fetch_text(url, table.name, known + extra, expression, low, high)
-    arrow = arrow.append_column(
-        "_source_row", pa.array(range(1, arrow.num_rows + 1), type=pa.int64())
-    )
-    con.register("_arrow_extract", arrow)
+    # Streamed batch by batch into DuckDB (which spills past its memory limit), so a full
+    # history of tens of millions of rows is never held twice, or whole, in Arrow.
+    counter = _RowCounter()
+    stream = counter.number(_fetch_text(url, table.name, known + extra, expression, low, high))
+    con.register("_arrow_extract", stream)
     select = ", ".join(
         [f"nullif({_quote(name)}, '') as {_quote(name)}" for name in known]
         + [
@@ -159,15 +159,37 @@ def read_database_table(
         relation=relation,
         columns=tuple(known),
         extra_columns=tuple(extra),
-        source_files=[{"path": location, "rows": arrow.num_rows}],
+        source_files=[{"path": location, "rows": counter.rows}],
     )
     return extract, watermark, low, high
 
 
+class _RowCounter:
+    """Numbers the rows of a batch stream (``_source_row``, from 1) and counts them."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+
+    def number(self, reader: pa.RecordBatchReader) -> pa.RecordBatchReader:
+        schema = reader.schema.append(pa.field("_source_row", pa.int64()))
+
+        def batches():
+            for batch in reader:
+                first = self.rows + 1
+                self.rows += batch.num_rows
+                rows = pa.array(range(first, self.rows + 1), type=pa.int64())
+                yield pa.RecordBatch.from_arrays([*batch.columns, rows], schema=schema)
+
+        return pa.RecordBatchReader.from_batches(schema, batches())
+
+
 def _fetch_text(
     url: str, table_name: str, columns: list[str], watermark: str | None, low, high
-) -> pa.Table:
-    """Fetch columns cast to text as an Arrow table, filtered a day wider than [low, high)."""
+) -> pa.RecordBatchReader:
+    """Columns cast to text as a stream of Arrow batches, filtered a day wider than [low, high).
+
+    The stream owns its connection and closes it when exhausted; errors while connecting or
+    reading are ``SourceUnavailableError``."""
     parsed = sa.engine.make_url(url)
     backend = parsed.get_backend_name()
     # SQLite is dynamically typed and ADBC infers a column's type from its first rows, so an
@@ -188,31 +210,52 @@ def _fetch_text(
                 f" where {watermark} >= cast({_literal(wide_low + '+00')} as timestamptz)"
                 f" and {watermark} < cast({_literal(wide_high + '+00')} as timestamptz)"
             )
+    schema = pa.schema([(c, pa.string()) for c in columns])
+
+    def unavailable(error: Exception) -> SourceUnavailableError:
+        return SourceUnavailableError(
+            f"loyalty database {parsed.render_as_string()}: reading table {table_name!r} failed: "
+            f"{str(error).splitlines()[0] if str(error) else error.__class__.__name__}"
+        )
+
     try:
         connection = _adbc_connect(parsed)
-        if connection is not None:
-            with connection, connection.cursor() as cursor:
-                cursor.execute(sql)
-                result = cursor.fetch_arrow_table()
-        else:
+        if connection is None:
             engine = sa.create_engine(url)
             try:
                 with engine.connect() as conn:
                     rows = conn.exec_driver_sql(sql).fetchall()
             finally:
                 engine.dispose()
-            result = pa.table(
+            table = pa.table(
                 {
                     c: pa.array([row[i] for row in rows], type=pa.string())
                     for i, c in enumerate(columns)
                 }
             )
+            return table.cast(schema).to_reader()
+        cursor = connection.cursor()
+        try:
+            cursor.execute(sql)
+            reader = cursor.fetch_record_batch()
+        except Exception:
+            cursor.close()
+            connection.close()
+            raise
     except Exception as error:  # driver errors have no common base class
-        raise SourceUnavailableError(
-            f"loyalty database {parsed.render_as_string()}: reading table {table_name!r} failed: "
-            f"{str(error).splitlines()[0] if str(error) else error.__class__.__name__}"
-        ) from error
-    return result.cast(pa.schema([(c, pa.string()) for c in columns]))
+        raise unavailable(error) from error
+
+    def batches():
+        try:
+            for batch in reader:
+                yield batch.cast(schema)
+        except Exception as error:
+            raise unavailable(error) from error
+        finally:
+            cursor.close()
+            connection.close()
+
+    return pa.RecordBatchReader.from_batches(schema, batches())
 
 
 # --- Export folders (surveys, calls) ------------------------------------------------------------

@@ -124,7 +124,9 @@ def read_warehouse(
         first, last = con.execute(
             "select min(activity_date), max(activity_date) from fct_member_daily"
         ).fetchone()
-        pit_sql, purchases_sql, params = "select * from member_features_pit", "", []
+        # The fingerprint column is the build's bookkeeping, not a feature.
+        pit_sql = "select columns(c -> c != 'inputs_fingerprint') from member_features_pit"
+        purchases_sql, params = "", []
         if horizon_days is not None and first is not None:
             available = [
                 row[0]

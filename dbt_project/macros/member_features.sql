@@ -276,3 +276,127 @@ member_features as (
     {%- endfor -%}
     {{ return(cutoffs) }}
 {%- endmacro %}
+
+{#- A fingerprint per cutoff date of everything its member_features_pit rows are computed from:
+    the rows of fct_member_daily dated before it, the members' survey responses submitted before
+    it, the enrolments and closures before it, and `definition_hash` (the feature SQL). Rows are
+    hashed whole and combined with an order-free XOR per day, then over the days before each
+    cutoff; the count of rows is kept beside the XOR. Returns {cutoff: fingerprint}. -#}
+{% macro pit_input_fingerprints(cutoff_dates, definition_hash) -%}
+    {%- if not execute or not cutoff_dates -%}
+        {{ return({}) }}
+    {%- endif -%}
+    {%- set query -%}
+        with
+
+        cutoffs as (
+            {%- for cutoff_date in cutoff_dates %}
+            select cast('{{ cutoff_date }}' as date) as cutoff_date
+            {{ "union all" if not loop.last }}
+            {%- endfor %}
+        ),
+
+        responses as (
+            select response_id, member_id, submitted_at, nps_score, csat_score, ces_score,
+                engagement_index
+            from {{ ref('fct_survey_responses') }}
+            where member_id is not null
+        ),
+
+        enrolments as (
+            select member_id, enrolled_at from {{ ref('dim_members') }}
+        ),
+
+        closures as (
+            select member_id, closed_at from {{ ref('dim_members') }} where closed_at is not null
+        ),
+
+        hashed_rows as (
+            select activity_date as day_date, {{ row_hash('member_daily') }} as row_hash
+            from {{ ref('fct_member_daily') }} as member_daily
+            union all
+            select cast(submitted_at as date), {{ row_hash('responses') }} from responses
+            union all
+            select cast(enrolled_at as date), {{ row_hash('enrolments') }} from enrolments
+            union all
+            select cast(closed_at as date), {{ row_hash('closures') }} from closures
+        ),
+
+        days as (
+            select day_date, bit_xor(row_hash) as day_hash, count(*) as day_rows
+            from hashed_rows
+            group by day_date
+        )
+
+        select
+            cast(cutoffs.cutoff_date as {{ dbt.type_string() }}),
+            cast(coalesce(bit_xor(days.day_hash), 0) as {{ dbt.type_string() }}),
+            cast(coalesce(sum(days.day_rows), 0) as {{ dbt.type_string() }})
+        from cutoffs
+        left join days on days.day_date < cutoffs.cutoff_date
+        group by cutoffs.cutoff_date
+    {%- endset -%}
+    {%- set result = run_query(query) -%}
+    {%- set fingerprints = {} -%}
+    {%- for row in result.rows -%}
+        {%- do fingerprints.update({row[0]: definition_hash ~ ':' ~ row[1] ~ ':' ~ row[2]}) -%}
+    {%- endfor -%}
+    {{ return(fingerprints) }}
+{%- endmacro %}
+
+{#- A 64-bit hash of a whole row, given its relation's alias. -#}
+{% macro row_hash(alias) -%}
+    {{ return(adapter.dispatch('row_hash')(alias)) }}
+{%- endmacro %}
+
+{% macro default__row_hash(alias) -%}
+    hash({{ alias }})
+{%- endmacro %}
+
+{% macro postgres__row_hash(alias) -%}
+    hashtextextended(cast({{ alias }} as text), 0)
+{%- endmacro %}
+
+{#- The cutoffs of `fingerprints` that member_features_pit must (re)write, in date order: all of
+    them on a first build or full refresh, else those it lacks or stored with another
+    fingerprint. -#}
+{% macro pit_stale_cutoffs(fingerprints) -%}
+    {%- set wanted = fingerprints.keys() | sort -%}
+    {%- if not is_incremental() -%}
+        {{ return(wanted) }}
+    {%- endif -%}
+    {%- set columns = adapter.get_columns_in_relation(this) | map(attribute='name') | list -%}
+    {%- if 'inputs_fingerprint' not in columns -%}
+        {{ return(wanted) }}
+    {%- endif -%}
+    {%- set stored = {} -%}
+    {%- set result = run_query(
+        "select cast(cutoff_date as " ~ dbt.type_string() ~ "), min(inputs_fingerprint) from "
+        ~ this ~ " group by cutoff_date"
+    ) -%}
+    {%- for row in result.rows -%}
+        {%- do stored.update({row[0]: row[1]}) -%}
+    {%- endfor -%}
+    {%- set stale = [] -%}
+    {%- for cutoff_date in wanted -%}
+        {%- if stored.get(cutoff_date) != fingerprints[cutoff_date] -%}
+            {%- do stale.append(cutoff_date) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {{ log('member_features_pit: rewriting ' ~ stale | length ~ ' of ' ~ wanted | length ~ ' cutoffs', info=True) }}
+    {{ return(stale) }}
+{%- endmacro %}
+
+{#- pre-hook of member_features_pit: rows of cutoffs no longer wanted (var pit_cutoff_dates
+    changed) leave the table. -#}
+{% macro pit_delete_retired_cutoffs() -%}
+    {%- if is_incremental() -%}
+        {%- set wanted = pit_cutoff_dates() -%}
+        delete from {{ this }}
+        {%- if wanted %}
+        where cutoff_date not in (
+            {%- for cutoff_date in wanted %}cast('{{ cutoff_date }}' as date){{ ", " if not loop.last }}{% endfor -%}
+        )
+        {%- endif %}
+    {%- endif -%}
+{%- endmacro %}

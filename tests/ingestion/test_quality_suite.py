@@ -1,5 +1,8 @@
 """The Great Expectations suite on a staged file: each kind of expectation fails when it should.
 
+The suite runs chunk by chunk on large files; the counts over the chunks must give the verdict
+of one run on the whole file.
+
 Integer columns arrive with nulls (NumPy floats with NaN once in pandas): the range check must
 still see an out-of-range value, and a null must not count against the range.
 """
@@ -34,10 +37,12 @@ def _responses(**overrides) -> pa.Table:
     return table
 
 
-def _failed(tmp_path, table: pa.Table) -> dict[tuple[str, str], int]:
+def _failed(tmp_path, table: pa.Table, chunk_rows: int = 1_000) -> dict[tuple[str, str], int]:
     path = tmp_path / "staged.parquet"
     pq.write_table(table, path)
-    summary = validate_parquet(path, contract.SURVEY_RESPONSES, expect_rows=True)
+    summary = validate_parquet(
+        path, contract.SURVEY_RESPONSES, expect_rows=True, chunk_rows=chunk_rows
+    )
     assert summary.success == (not summary.failed)
     return {(f["expectation"], f["column"]): f["unexpected_count"] for f in summary.failed}
 
@@ -70,3 +75,25 @@ def test_unknown_enum_values_fail_only_above_the_tolerated_share(tmp_path):
     assert _failed(tmp_path, _responses(channel=many_unknown)) == {
         ("expect_column_values_to_be_in_set", "channel"): 4
     }
+
+
+def test_chunks_add_up_to_the_verdict_on_the_whole_file(tmp_path):
+    # One unknown channel in the first 10 rows is 10% of that chunk but 2.5% of the file:
+    # tolerated, as on the whole file.
+    one_unknown = ["kiosk"] + ["email"] * (ROWS - 1)
+    assert _failed(tmp_path, _responses(channel=one_unknown), chunk_rows=10) == {}
+    # Spread over chunks, the counts add up.
+    ids = [None if i % 10 == 0 else f"R{i}" for i in range(ROWS)]
+    many_unknown = ["kiosk" if i % 10 == 1 else "email" for i in range(ROWS)]
+    for chunk_rows in (7, ROWS):
+        assert _failed(
+            tmp_path, _responses(response_id=ids, channel=many_unknown), chunk_rows=chunk_rows
+        ) == {
+            ("expect_column_values_to_not_be_null", "response_id"): 4,
+            ("expect_column_values_to_be_in_set", "channel"): 4,
+        }
+
+
+def test_an_empty_file_fails_only_the_row_count(tmp_path):
+    empty = _responses().slice(0, 0)
+    assert _failed(tmp_path, empty) == {("expect_table_row_count_to_be_between", None): None}

@@ -58,3 +58,64 @@ def test_full_refresh_equals_the_incremental_chain(incremental_chain):
         settings, target="duckdb", select=SELECT, full_refresh=True, target_path=target_path
     )
     assert fact_checksums(settings.duckdb_path) == chained
+
+
+PIT_MARKER = -1.0
+
+
+def test_point_in_time_features_rewrite_only_the_cutoffs_whose_inputs_changed(
+    tmp_path, duckdb_build
+):
+    """A spend changed on one day must reach every cutoff after that day and no cutoff before
+    it: a marker planted in every row survives the next run exactly where inputs are unchanged."""
+    import shutil
+
+    import duckdb
+
+    from warehouse import dbt_runner
+
+    settings = fixture_settings(tmp_path)
+    settings.duckdb_path.parent.mkdir(parents=True)
+    shutil.copyfile(duckdb_build.settings.duckdb_path, settings.duckdb_path)
+    target_path = tmp_path / "dbt-target"
+    count_markers = (
+        "select cutoff_date, count(*), count(*) filter (where spend_365d = ?) "
+        "from member_features_pit group by 1"
+    )
+    member_spend = "select cutoff_date, spend_365d from member_features_pit where member_id = ?"
+    with duckdb.connect(str(settings.duckdb_path)) as con:
+        cutoffs = [
+            row[0]
+            for row in con.execute(
+                "select distinct cutoff_date from member_features_pit order by 1"
+            ).fetchall()
+        ]
+        assert len(cutoffs) >= 3, "the fixture lake must span three cutoffs"
+        # The latest activity before the second-to-last cutoff gets one more unit of spend.
+        member_id, day = con.execute(
+            "select member_id, activity_date from fct_member_daily where activity_date < ? "
+            "and activity_date >= ? order by activity_date desc, member_id limit 1",
+            [cutoffs[-2], cutoffs[0]],
+        ).fetchone()
+        before = dict(con.execute(member_spend, [member_id]).fetchall())
+        con.execute(
+            "update fct_member_daily set spend_amount = spend_amount + 1 "
+            "where member_id = ? and activity_date = ?",
+            [member_id, day],
+        )
+        con.execute("update member_features_pit set spend_365d = ?", [PIT_MARKER])
+
+    dbt_runner.run(
+        settings, target="duckdb", select=["member_features_pit"], target_path=target_path
+    )
+
+    with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:
+        markers = {row[0]: row[1:] for row in con.execute(count_markers, [PIT_MARKER]).fetchall()}
+        after = dict(con.execute(member_spend, [member_id]).fetchall())
+    rewritten = [cutoff for cutoff in cutoffs if markers[cutoff][1] == 0]
+    untouched = [cutoff for cutoff in cutoffs if markers[cutoff][1] == markers[cutoff][0]]
+    assert rewritten == [cutoff for cutoff in cutoffs if cutoff > day]
+    assert untouched == [cutoff for cutoff in cutoffs if cutoff <= day]
+    for cutoff in rewritten:
+        expected = float(before[cutoff]) + (1 if (cutoff - day).days <= 365 else 0)
+        assert float(after[cutoff]) == pytest.approx(expected)
