@@ -8,6 +8,7 @@ environment variable is named in ``ENV_VARS`` and documented in the README; a ba
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, fields
 from datetime import date
 from pathlib import Path
@@ -78,6 +79,17 @@ def _date(env, name, default: date) -> date:
         raise SettingsError(f"{name}={raw!r} is not a date in YYYY-MM-DD form") from None
 
 
+def _memory(env, name, default: str) -> str:
+    """A size DuckDB understands: a whole or decimal number and KB, MB, GB or TB."""
+    raw = _env(env, name)
+    if raw is None:
+        return default
+    value = raw.strip().replace(" ", "").upper()
+    if not re.fullmatch(r"\d+(\.\d+)?(KB|MB|GB|TB)", value):
+        raise SettingsError(f"{name}={raw!r} must be a size such as 4GB or 512MB")
+    return value
+
+
 def _choice(env, name, default: str, choices: tuple[str, ...]) -> str:
     raw = _env(env, name)
     if raw is None:
@@ -122,6 +134,8 @@ class Settings:
     lake_dir: Path
     warehouse_target: str
     duckdb_path: Path
+    # DuckDB's memory limit for dbt builds on the warehouse file; past it DuckDB spills to disk.
+    duckdb_memory_limit: str
     # How the warehouse DAG runs dbt: a task per model (Cosmos) or one `dbt build` task.
     dbt_tasks: str
     # The PostgreSQL warehouse (CX_WAREHOUSE_TARGET=postgres); the password is never printed.
@@ -202,6 +216,7 @@ ENV_VARS = {
     "CX_PG_DBNAME": "PostgreSQL warehouse database; default cx",
     "CX_PG_SCHEMA": "PostgreSQL schema the marts are built in; default analytics",
     "CX_DUCKDB_PATH": "DuckDB warehouse file; default $CX_DATA_DIR/warehouse/cx.duckdb",
+    "CX_DUCKDB_MEMORY_LIMIT": "memory DuckDB may use while dbt builds the warehouse, e.g. 4GB or 512MB; default 4GB (it spills to disk past it)",
     "CX_BAD_ROW_THRESHOLD": "share of bad rows (0-1) above which a landing fails; default 0.05",
     "CX_LATE_LOOKBACK_DAYS": "days re-read for late rows when a table has no recorded-at watermark; default 3",
     "CX_MLFLOW_TRACKING_URI": "MLflow tracking URI; default a SQLite store under $CX_DATA_DIR/mlflow",
@@ -239,6 +254,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         lake_dir=lake_dir,
         warehouse_target=_choice(env, "CX_WAREHOUSE_TARGET", "duckdb", ("duckdb", "postgres")),
         duckdb_path=_path(env, "CX_DUCKDB_PATH", data_dir / "warehouse" / "cx.duckdb"),
+        duckdb_memory_limit=_memory(env, "CX_DUCKDB_MEMORY_LIMIT", "4GB"),
         dbt_tasks=_choice(env, "CX_DBT_TASKS", "per_model", ("per_model", "single")),
         pg_host=_env(env, "CX_PG_HOST") or "127.0.0.1",
         pg_port=_int(env, "CX_PG_PORT", 55432, minimum=1),

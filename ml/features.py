@@ -125,7 +125,7 @@ def read_warehouse(
             "select min(activity_date), max(activity_date) from fct_member_daily"
         ).fetchone()
         # The fingerprint column is the build's bookkeeping, not a feature.
-        pit_sql = "select columns(c -> c != 'inputs_fingerprint') from member_features_pit"
+        pit_sql = "select columns(lambda c: c != 'inputs_fingerprint') from member_features_pit"
         purchases_sql, params = "", []
         if horizon_days is not None and first is not None:
             available = [

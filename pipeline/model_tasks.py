@@ -74,6 +74,10 @@ def has_champions(tracking_uri: str) -> bool:
     return True
 
 
+# What scoring writes, and so all a republish after it needs to replace.
+SCORING_TABLES = ("ml_scores", "ml_monitoring", "segment_transitions")
+
+
 def score_members() -> dict:
     """Score every open member with the champions, then republish the analysts' copy."""
     from ml.score import score
@@ -86,5 +90,5 @@ def score_members() -> dict:
             f"{settings.mlflow_tracking_uri}: trigger the train_models DAG first"
         )
     summary = score(settings.duckdb_path, settings.mlflow_tracking_uri)
-    summary["published"] = str(publish_duckdb(settings.duckdb_path))
+    summary["published"] = str(publish_duckdb(settings.duckdb_path, tables=SCORING_TABLES))
     return summary

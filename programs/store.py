@@ -94,6 +94,15 @@ DRIVER_COLUMNS: dict[str, str] = {
 }
 
 
+# Every table a program cycle writes, and so all a republish after it needs to replace.
+PUBLISHED_TABLES = (
+    "program_assignments",
+    "program_cycles",
+    "mart_program_lift",
+    "mart_key_drivers",
+)
+
+
 def _ddl(table: str, columns: dict[str, str]) -> str:
     return (
         f"create table if not exists {table} ({', '.join(f'{c} {t}' for c, t in columns.items())})"

@@ -59,6 +59,7 @@ def dbt_env(settings: Settings, target: str | None = None) -> dict[str, str]:
         "CX_WAREHOUSE_TARGET": target,
         "CX_LAKE_DIR": str(settings.lake_dir.resolve()),
         "CX_DUCKDB_PATH": str(settings.duckdb_path.resolve()),
+        "CX_DUCKDB_MEMORY_LIMIT": settings.duckdb_memory_limit,
         "CX_PG_HOST": settings.pg_host,
         "CX_PG_PORT": str(settings.pg_port),
         "CX_PG_USER": settings.pg_user,

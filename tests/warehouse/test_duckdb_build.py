@@ -198,6 +198,40 @@ def test_published_copy_is_readable_while_the_pipeline_writes(duckdb_build, tmp_
     assert [p.name for p in target.parent.iterdir()] == ["cx.duckdb"]  # no temp left behind
 
 
+def test_republishing_named_tables_replaces_only_those(duckdb_build, tmp_path):
+    """Scoring and the program cycle republish just the tables they write: those are replaced,
+    every other table stays as the last full publish left it, and the copy still has no
+    restricted schema."""
+    import duckdb
+
+    from warehouse.publish import publish_duckdb
+
+    live = tmp_path / "live" / "cx.duckdb"
+    live.parent.mkdir()
+    shutil.copyfile(duckdb_build.settings.duckdb_path, live)
+    target = tmp_path / "published" / "cx.duckdb"
+    with duckdb.connect(str(live)) as con:
+        con.execute("create table ml_scores as select member_id, 0.5::double as p from dim_members")
+        con.execute("create table segment_transitions as select 1 as n")
+    publish_duckdb(live, target)
+    with duckdb.connect(str(live)) as con:
+        con.execute("update ml_scores set p = 0.9")
+        con.execute("drop table segment_transitions")
+        con.execute("delete from customer_360")  # not named below: must not reach the copy
+    publish_duckdb(live, target, tables=["ml_scores", "segment_transitions"])
+    with duckdb.connect(str(target), read_only=True) as reader:
+        assert reader.execute("select min(p), max(p) from ml_scores").fetchone() == (0.9, 0.9)
+        assert reader.execute("select count(*) from customer_360").fetchone() == (6,)
+        names = {r[0] for r in reader.execute("select table_name from duckdb_tables()").fetchall()}
+        schemas = {
+            r[0] for r in reader.execute("select schema_name from duckdb_schemas()").fetchall()
+        }
+    assert "segment_transitions" not in names  # gone from the warehouse, gone from the copy
+    assert "restricted" not in schemas
+    assert not target.stat().st_mode & 0o222
+    assert [p.name for p in target.parent.iterdir()] == ["cx.duckdb"]
+
+
 def test_docs_site_documents_the_marts(duckdb_build, tmp_path):
     """`make docs` generates the dbt docs site with the marts' columns from the warehouse."""
     from warehouse import dbt_runner

@@ -77,3 +77,25 @@ def test_parse_writes_a_manifest(duckdb_build, tmp_path):
     nodes = json.loads(manifest.read_text())["nodes"]
     names = {node["name"] for node in nodes.values()}
     assert {"customer_360", "member_features_pit", "snap_members"} <= names
+
+
+def test_duckdb_memory_limit_reaches_dbt_and_a_bad_size_names_the_setting(tmp_path):
+    import duckdb
+    import pytest
+
+    from config import load_settings
+    from config.settings import SettingsError
+    from warehouse import dbt_runner
+
+    base = {"CX_DATA_DIR": str(tmp_path)}
+    with pytest.raises(SettingsError, match="CX_DUCKDB_MEMORY_LIMIT='lots'"):
+        load_settings({**base, "CX_DUCKDB_MEMORY_LIMIT": "lots"})
+    settings = load_settings({**base, "CX_DUCKDB_MEMORY_LIMIT": "300mb"})
+    assert dbt_runner.dbt_env(settings, "duckdb")["CX_DUCKDB_MEMORY_LIMIT"] == "300MB"
+    # The profile's value is one DuckDB accepts.
+    with duckdb.connect() as con:
+        con.execute(f"set memory_limit = '{settings.duckdb_memory_limit}'")
+        assert con.execute("select current_setting('memory_limit')").fetchone()[0] in (
+            "286.1 MiB",
+            "300.0 MB",
+        )
