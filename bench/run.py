@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -205,13 +206,48 @@ def dbt_sql_ceiling(root: Path, env: dict[str, str], log: Path) -> Stage:
                 con.execute(f"select count(*) from ({sql}) as failures").fetchone()
                 continue
             con.execute(f'create schema if not exists "{node["schema"]}"')
-            con.execute(f'create or replace table "{node["schema"]}"."{node["alias"]}" as {sql}')
+            table = f'"{node["schema"]}"."{node["alias"]}"'
+            if node["name"] == "member_features_pit":
+                batches = pit_batches(sql, work / "compile" / "cx.duckdb")
+            else:
+                batches = [sql]
+            con.execute(f"create or replace table {table} as {batches[0]}")
+            for batch in batches[1:]:
+                con.execute(f"insert into {table} {batch}")
     return Stage(
         name="ceiling:compiled SQL in DuckDB",
         wall_seconds=round(time.perf_counter() - started, 2),
         cpu_seconds=round(time.process_time() - started_cpu, 2),
         peak_memory_mb=0.0,
     )
+
+
+PIT_CUTOFFS = re.compile(r"-- pit cutoffs: begin.*?-- pit cutoffs: end", re.S)
+
+
+def pit_batches(sql: str, built: Path) -> list[str]:
+    """member_features_pit's compiled SQL holds its first batch of cutoffs; dbt writes the rest
+    in a post-hook, which compiling does not render. The same SQL for every batch, with the
+    cutoffs of the built warehouse, batch sizes as dbt chose them."""
+    import duckdb
+
+    first = re.findall(r"cast\('(\d{4}-\d{2}-\d{2})' as date\)", PIT_CUTOFFS.search(sql).group(0))
+    with duckdb.connect(str(built), read_only=True) as con:
+        cutoffs = [
+            str(row[0])
+            for row in con.execute(
+                "select distinct cutoff_date from member_features_pit order by 1"
+            ).fetchall()
+        ]
+    size = max(1, len(first))
+    batches = []
+    for start in range(0, len(cutoffs), size):
+        union = " union all ".join(
+            f"select cast('{c}' as date) as cutoff_date, '' as inputs_fingerprint"
+            for c in cutoffs[start : start + size]
+        )
+        batches.append(PIT_CUTOFFS.sub(lambda _, union=union: union, sql, count=1))
+    return batches or [sql]
 
 
 def _topological(nodes: dict[str, dict]) -> list[str]:

@@ -41,3 +41,29 @@ def test_summary_totals_shares_and_ratios(capsys):
 def test_a_failed_stage_makes_the_run_not_ok():
     result = summarise(10, [_stage("full:build_warehouse", 5.0, ok=False)], [])
     assert result["totals"]["all_ok"] is False
+
+
+def test_the_ceiling_runs_the_feature_table_batch_by_batch(tmp_path):
+    """dbt writes member_features_pit's first batch of cutoffs in the model and the rest in a
+    post-hook that compiling leaves out; the ceiling runs the same SQL for every batch."""
+    import duckdb
+
+    from bench.run import pit_batches
+
+    built = tmp_path / "cx.duckdb"
+    cutoffs = ["2025-01-01", "2025-02-01", "2025-03-01", "2025-04-01", "2025-05-01"]
+    with duckdb.connect(str(built)) as con:
+        con.execute("create table member_features_pit (cutoff_date date)")
+        con.executemany("insert into member_features_pit values (?)", [[c] for c in cutoffs])
+    compiled = (
+        "with cutoffs as (\n    -- pit cutoffs: begin\n"
+        "    select cast('2025-01-01' as date) as cutoff_date, cast('fp1' as varchar) as f\n"
+        "    union all\n"
+        "    select cast('2025-02-01' as date) as cutoff_date, cast('fp2' as varchar) as f\n"
+        "    -- pit cutoffs: end\n) select cutoff_date from cutoffs"
+    )
+    batches = pit_batches(compiled, built)
+    assert len(batches) == 3  # batches of two, as dbt chose
+    with duckdb.connect() as con:
+        ran = [[str(r[0]) for r in con.execute(sql).fetchall()] for sql in batches]
+    assert ran == [cutoffs[0:2], cutoffs[2:4], cutoffs[4:]]

@@ -9,9 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from warehouse_fixture_lake import write_lake
+from warehouse_fixture_lake import fixture_settings, write_lake
 
-from config import load_settings
 from config.settings import Settings
 
 
@@ -20,16 +19,6 @@ class Build:
     settings: Settings
     result: object
     target_path: Path
-
-
-def fixture_settings(root: Path, lake: Path | None = None) -> Settings:
-    return load_settings(
-        {
-            "CX_DATA_DIR": str(root),
-            "CX_LAKE_DIR": str(lake or root / "lake"),
-            "CX_DUCKDB_PATH": str(root / "warehouse" / "cx.duckdb"),
-        }
-    )
 
 
 @pytest.fixture(scope="session")

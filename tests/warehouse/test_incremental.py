@@ -5,8 +5,7 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from conftest import fixture_settings
-from warehouse_fixture_lake import write_lake
+from warehouse_fixture_lake import fixture_settings, write_lake
 
 FACTS = {
     "fct_transactions": "transaction_id",
@@ -105,8 +104,13 @@ def test_point_in_time_features_rewrite_only_the_cutoffs_whose_inputs_changed(
         )
         con.execute("update member_features_pit set spend_365d = ?", [PIT_MARKER])
 
+    # One cutoff per batch: the stale cutoffs after the first are written by the post-hook.
     dbt_runner.run(
-        settings, target="duckdb", select=["member_features_pit"], target_path=target_path
+        settings,
+        target="duckdb",
+        select=["member_features_pit"],
+        dbt_vars={"pit_batch_rows": 1},
+        target_path=target_path,
     )
 
     with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:
@@ -119,3 +123,32 @@ def test_point_in_time_features_rewrite_only_the_cutoffs_whose_inputs_changed(
     for cutoff in rewritten:
         expected = float(before[cutoff]) + (1 if (cutoff - day).days <= 365 else 0)
         assert float(after[cutoff]) == pytest.approx(expected)
+
+
+def test_point_in_time_features_in_batches_equal_one_statement(tmp_path, duckdb_build):
+    """A full refresh one cutoff per statement (the model writes the first, its post-hook the
+    rest) gives the same table as one statement for every cutoff."""
+    import shutil
+
+    import duckdb
+
+    from warehouse import dbt_runner
+
+    settings = fixture_settings(tmp_path)
+    settings.duckdb_path.parent.mkdir(parents=True)
+    shutil.copyfile(duckdb_build.settings.duckdb_path, settings.duckdb_path)
+    dbt_runner.run(
+        settings,
+        target="duckdb",
+        select=["member_features_pit"],
+        full_refresh=True,
+        dbt_vars={"pit_batch_rows": 1},
+        target_path=tmp_path / "dbt-target",
+    )
+    query = "select * from member_features_pit order by member_cutoff_id"
+    with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:
+        batched = con.execute(query).fetchall()
+        cutoffs = con.execute("select count(distinct cutoff_date) from member_features_pit")
+        assert cutoffs.fetchone()[0] >= 3
+    with duckdb.connect(str(duckdb_build.settings.duckdb_path), read_only=True) as con:
+        assert batched == con.execute(query).fetchall()

@@ -20,6 +20,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from config import load_settings
+from config.settings import Settings
 from ingestion.contract import LINEAGE_COLUMNS, TABLES, Table
 
 _ARROW = {
@@ -339,3 +341,14 @@ if (
     import sys
 
     print(write_lake(Path(sys.argv[1])))
+
+
+def fixture_settings(root: Path, lake: Path | None = None) -> Settings:
+    """Settings for a warehouse built under ``root`` from the lake at ``lake``."""
+    return load_settings(
+        {
+            "CX_DATA_DIR": str(root),
+            "CX_LAKE_DIR": str(lake or root / "lake"),
+            "CX_DUCKDB_PATH": str(root / "warehouse" / "cx.duckdb"),
+        }
+    )

@@ -7,6 +7,11 @@
 -- cutoff carries a fingerprint of exactly those, and a run rewrites only the cutoffs that are
 -- new or whose fingerprint changed (a late row, a backfilled interval, a new definition). An
 -- ordinary day's data is dated after every cutoff and rewrites nothing; a new month adds one.
+--
+-- In batches: computing every cutoff in one statement aggregates members x cutoffs groups at
+-- once (24 million at a million members, far past memory, and it spilled 70 GB to disk). This
+-- statement writes the first batch of cutoffs (var pit_batch_rows member-cutoffs each) and the
+-- post-hook writes the rest, one statement per batch, in the same transaction.
 {{
     config(
         materialized='incremental',
@@ -14,39 +19,10 @@
         incremental_strategy='delete+insert',
         on_schema_change='append_new_columns',
         pre_hook="{{ pit_delete_retired_cutoffs() }}",
+        post_hook="{{ pit_write_remaining_batches() }}",
     )
 }}
-{%- set features_sql = member_features_ctes('cutoffs') %}
-{%- set fingerprints = pit_input_fingerprints(pit_cutoff_dates(), local_md5(features_sql)) %}
-{%- set stale = pit_stale_cutoffs(fingerprints) %}
+{%- set fingerprints = pit_input_fingerprints(pit_cutoff_dates(), pit_definition_hash()) %}
+{%- set batches = pit_batches(pit_stale_cutoffs(fingerprints, is_incremental())) %}
 
-with
-
-cutoffs as (
-    {%- for cutoff_date in stale %}
-    select
-        cast('{{ cutoff_date }}' as date) as cutoff_date,
-        cast('{{ fingerprints[cutoff_date] }}' as {{ dbt.type_string() }}) as inputs_fingerprint
-    {{ "union all" if not loop.last }}
-    {%- else %}
-    select
-        cast(null as date) as cutoff_date,
-        cast(null as {{ dbt.type_string() }}) as inputs_fingerprint
-    where 1 = 0
-    {%- endfor %}
-),
-
-{{ features_sql }},
-
-keyed as (
-    select
-        member_features.member_id || ':' || cast(member_features.cutoff_date as {{ dbt.type_string() }})
-        as member_cutoff_id,
-        member_features.*,
-        cutoffs.inputs_fingerprint
-    from member_features
-    inner join cutoffs
-        on member_features.cutoff_date = cutoffs.cutoff_date
-)
-
-select * from keyed
+{{ pit_select(batches[0] if batches else [], fingerprints) }}
