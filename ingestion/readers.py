@@ -153,8 +153,17 @@ def read_database_table(
         ]
     )
     relation = f"raw_{table.source}_{table.name}"
-    con.execute(f"create or replace temp table {relation} as select {select} from _arrow_extract")
-    con.unregister("_arrow_extract")
+    try:
+        con.execute(
+            f"create or replace temp table {relation} as select {select} from _arrow_extract"
+        )
+    except duckdb.Error:
+        # DuckDB reports a failure inside the stream as its own error; the source's is clearer.
+        if counter.error is not None:
+            raise counter.error from None
+        raise
+    finally:
+        con.unregister("_arrow_extract")
     extract = RawExtract(
         relation=relation,
         columns=tuple(known),
@@ -165,20 +174,26 @@ def read_database_table(
 
 
 class _RowCounter:
-    """Numbers the rows of a batch stream (``_source_row``, from 1) and counts them."""
+    """Numbers the rows of a batch stream (``_source_row``, from 1), counts them and keeps the
+    error that stopped the stream, if one did."""
 
     def __init__(self) -> None:
         self.rows = 0
+        self.error: Exception | None = None
 
     def number(self, reader: pa.RecordBatchReader) -> pa.RecordBatchReader:
         schema = reader.schema.append(pa.field("_source_row", pa.int64()))
 
         def batches():
-            for batch in reader:
-                first = self.rows + 1
-                self.rows += batch.num_rows
-                rows = pa.array(range(first, self.rows + 1), type=pa.int64())
-                yield pa.RecordBatch.from_arrays([*batch.columns, rows], schema=schema)
+            try:
+                for batch in reader:
+                    first = self.rows + 1
+                    self.rows += batch.num_rows
+                    rows = pa.array(range(first, self.rows + 1), type=pa.int64())
+                    yield pa.RecordBatch.from_arrays([*batch.columns, rows], schema=schema)
+            except Exception as error:
+                self.error = error
+                raise
 
         return pa.RecordBatchReader.from_batches(schema, batches())
 

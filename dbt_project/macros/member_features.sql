@@ -398,7 +398,13 @@ member_features as (
         {{ return([]) }}
     {%- endif -%}
     {%- set members = run_query("select count(*) from " ~ ref('dim_members')).columns[0].values()[0] if execute else 1 -%}
-    {%- set size = [1, (var('pit_batch_rows') | int) // ([members | int, 1] | max)] | max -%}
+    {%- set batch_rows = var('pit_batch_rows') | string -%}
+    {%- if not batch_rows.isdigit() or batch_rows | int < 1 -%}
+        {{ exceptions.raise_compiler_error(
+            "var pit_batch_rows must be a whole number of rows above 0, got '" ~ batch_rows ~ "'"
+        ) }}
+    {%- endif -%}
+    {%- set size = [1, (batch_rows | int) // ([members | int, 1] | max)] | max -%}
     {%- set batches = [] -%}
     {%- for start in range(0, cutoff_dates | length, size) -%}
         {%- do batches.append(cutoff_dates[start:start + size]) -%}
@@ -451,9 +457,7 @@ select * from keyed
         {%- set fingerprints = pit_input_fingerprints(pit_cutoff_dates(), pit_definition_hash()) -%}
         {%- set columns = adapter.get_columns_in_relation(this) | map(attribute='name') | list -%}
         {%- for batch in pit_batches(pit_stale_cutoffs(fingerprints, true)) %}
-        delete from {{ this }} where cutoff_date in (
-            {%- for cutoff_date in batch %}cast('{{ cutoff_date }}' as date){{ ", " if not loop.last }}{% endfor -%}
-        );
+        delete from {{ this }} where cutoff_date in ({{ date_literals(batch) }});
         insert into {{ this }} ({{ columns | join(', ') }})
         select {{ columns | join(', ') }}
         from (
@@ -470,9 +474,12 @@ select * from keyed
         {%- set wanted = pit_cutoff_dates() -%}
         delete from {{ this }}
         {%- if wanted %}
-        where cutoff_date not in (
-            {%- for cutoff_date in wanted %}cast('{{ cutoff_date }}' as date){{ ", " if not loop.last }}{% endfor -%}
-        )
+        where cutoff_date not in ({{ date_literals(wanted) }})
         {%- endif %}
     {%- endif -%}
+{%- endmacro %}
+
+{#- `dates` (YYYY-MM-DD strings) as a comma-separated list of SQL date literals. -#}
+{% macro date_literals(dates) -%}
+    {%- for day in dates %}cast('{{ day }}' as date){{ ", " if not loop.last }}{% endfor -%}
 {%- endmacro %}

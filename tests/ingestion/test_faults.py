@@ -274,3 +274,32 @@ def _env(settings) -> dict[str, str]:
         "CX_CALLS_ROOT": settings.calls_root,
         "CX_BAD_ROW_THRESHOLD": str(settings.bad_row_threshold),
     }
+
+
+def test_a_database_failing_partway_through_the_read_names_the_source(sources, monkeypatch):
+    """The extract streams into DuckDB; a source error after the first batch must surface as
+    the source's error (naming its setting), not DuckDB's, and publish nothing."""
+    import pyarrow as pa
+
+    from ingestion import readers
+
+    land(sources, contract.TRANSACTIONS, DAY1, DAY2)
+    before = _state(sources.lake_dir)
+    fetch = readers._fetch_text
+
+    def failing_after_one_batch(*args, **kwargs):
+        reader = fetch(*args, **kwargs)
+
+        def batches():
+            yield from list(reader)[:1]
+            raise SourceUnavailableError("connection reset by peer")
+
+        return pa.RecordBatchReader.from_batches(reader.schema, batches())
+
+    monkeypatch.setattr(readers, "_fetch_text", failing_after_one_batch)
+    with pytest.raises(SourceUnavailableError) as error:
+        land(sources, contract.TRANSACTIONS, DAY2, DAY3)
+    message = str(error.value)
+    assert "the loyalty source (CX_LOYALTY_URL) is unavailable" in message
+    assert "connection reset by peer" in message
+    assert _state(sources.lake_dir) == before

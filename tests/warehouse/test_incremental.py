@@ -152,3 +152,23 @@ def test_point_in_time_features_in_batches_equal_one_statement(tmp_path, duckdb_
         assert cutoffs.fetchone()[0] >= 3
     with duckdb.connect(str(duckdb_build.settings.duckdb_path), read_only=True) as con:
         assert batched == con.execute(query).fetchall()
+
+
+def test_a_bad_batch_size_names_the_variable(tmp_path, duckdb_build):
+    import shutil
+
+    from warehouse import dbt_runner
+    from warehouse.dbt_runner import DbtError
+
+    settings = fixture_settings(tmp_path)
+    settings.duckdb_path.parent.mkdir(parents=True)
+    shutil.copyfile(duckdb_build.settings.duckdb_path, settings.duckdb_path)
+    with pytest.raises(DbtError, match="var pit_batch_rows must be a whole number.*'lots'"):
+        dbt_runner.run(
+            settings,
+            target="duckdb",
+            select=["member_features_pit"],
+            full_refresh=True,
+            dbt_vars={"pit_batch_rows": "lots"},
+            target_path=tmp_path / "dbt-target",
+        )
