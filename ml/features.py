@@ -124,8 +124,11 @@ def read_warehouse(
         first, last = con.execute(
             "select min(activity_date), max(activity_date) from fct_member_daily"
         ).fetchone()
-        # The fingerprint column is the build's bookkeeping, not a feature.
-        pit_sql = "select columns(lambda c: c != 'inputs_fingerprint') from member_features_pit"
+        # The hash columns are the build's bookkeeping, not features.
+        pit_sql = (
+            "select columns(lambda c: c not in ('inputs_fingerprint', 'member_inputs_hash')) "
+            "from member_features_pit"
+        )
         purchases_sql, params = "", []
         if horizon_days is not None and first is not None:
             available = [

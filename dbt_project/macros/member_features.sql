@@ -3,31 +3,51 @@
     column, cutoff_date. Only data dated strictly before the cutoff is used (daily activity on
     days before it, survey responses submitted before it), so one definition serves both the
     current view and leak-free training rows. Windows count back from the cutoff: "30d" is the
-    30 days before it. -#}
-{% macro member_features_ctes(cutoffs) -%}
+    30 days before it.
+
+    `with_inputs_hash` adds member_inputs_hash: a hash of every input row a member's features at
+    the cutoff are computed from (their daily activity and survey responses before it, their
+    enrolment and closure as of it), so an incremental build can tell which rows changed.
+    `members` names a relation whose member_id column limits the members computed. -#}
+{% macro member_features_ctes(cutoffs, with_inputs_hash=false, members=none) -%}
 members as (
     select
         member_id,
         enrolled_at,
         closed_at
     from {{ ref('dim_members') }}
+    {%- if members %}
+    where member_id in (select member_id from {{ members }})
+    {%- endif %}
 ),
 
 member_daily as (
-    select * from {{ ref('fct_member_daily') }}
+    select
+        daily.*
+        {%- if with_inputs_hash %},
+        {{ row_hash('daily') }} as input_row_hash
+        {%- endif %}
+    from {{ ref('fct_member_daily') }} as daily
 ),
 
 survey_responses as (
     select
-        response_id,
-        member_id,
-        submitted_at,
-        nps_score,
-        csat_score,
-        ces_score,
-        engagement_index
-    from {{ ref('fct_survey_responses') }}
-    where member_id is not null
+        responses.*
+        {%- if with_inputs_hash %},
+        {{ row_hash('responses') }} as input_row_hash
+        {%- endif %}
+    from (
+        select
+            response_id,
+            member_id,
+            submitted_at,
+            nps_score,
+            csat_score,
+            ces_score,
+            engagement_index
+        from {{ ref('fct_survey_responses') }}
+        where member_id is not null
+    ) as responses
 ),
 
 enrolled_members as (
@@ -37,6 +57,13 @@ enrolled_members as (
         {{ dbt.datediff('members.enrolled_at', cutoffs ~ '.cutoff_date', 'day') }} as tenure_days,
         coalesce(members.closed_at < cast({{ cutoffs }}.cutoff_date as timestamp), false)
         as is_closed
+        {%- if with_inputs_hash %},
+        members.enrolled_at,
+        case
+            when members.closed_at < cast({{ cutoffs }}.cutoff_date as timestamp)
+                then members.closed_at
+        end as closed_at
+        {%- endif %}
     from members
     inner join {{ cutoffs }}
         on members.enrolled_at < cast({{ cutoffs }}.cutoff_date as timestamp)
@@ -64,6 +91,9 @@ activity_before_cutoff as (
         member_daily.queue_seconds_total,
         member_daily.negative_moment_count,
         member_daily.positive_moment_count
+        {%- if with_inputs_hash %},
+        member_daily.input_row_hash
+        {%- endif %}
     from enrolled_members
     inner join member_daily
         on
@@ -112,6 +142,9 @@ aggregated_activity as (
         as queued_calls_90d,
         sum(case when days_before_cutoff <= 90 then queue_seconds_total else 0 end)
         as queue_seconds_90d
+        {%- if with_inputs_hash %},
+        bit_xor(input_row_hash) as inputs_hash
+        {%- endif %}
     from activity_before_cutoff
     group by member_id, cutoff_date
 ),
@@ -124,6 +157,9 @@ responses_before_cutoff as (
         survey_responses.csat_score,
         survey_responses.ces_score,
         survey_responses.engagement_index,
+        {%- if with_inputs_hash %}
+        survey_responses.input_row_hash,
+        {%- endif %}
         {%- for measure in ['nps_score', 'csat_score', 'ces_score', 'engagement_index'] %}
         case
             when survey_responses.{{ measure }} is not null
@@ -148,6 +184,9 @@ aggregated_responses as (
         member_id,
         cutoff_date,
         count(*) as survey_responses_total,
+        {%- if with_inputs_hash %}
+        bit_xor(input_row_hash) as inputs_hash,
+        {%- endif %}
         {%- for measure in ['nps_score', 'csat_score', 'ces_score', 'engagement_index'] %}
         max(case when {{ measure }}_recency_rank = 1 then {{ measure }} end)
         as latest_{{ measure }},
@@ -237,6 +276,14 @@ member_features as (
             end
             as double precision
         ) as avg_queue_seconds_90d
+        {%- if with_inputs_hash %},
+        {{ hash_values([
+            'enrolled_members.enrolled_at',
+            'enrolled_members.closed_at',
+            'aggregated_activity.inputs_hash',
+            'aggregated_responses.inputs_hash',
+        ]) }} as member_inputs_hash
+        {%- endif %}
     from enrolled_members
     left join aggregated_activity
         on
@@ -277,73 +324,6 @@ member_features as (
     {{ return(cutoffs) }}
 {%- endmacro %}
 
-{#- A fingerprint per cutoff date of everything its member_features_pit rows are computed from:
-    the rows of fct_member_daily dated before it, the members' survey responses submitted before
-    it, the enrolments and closures before it, and `definition_hash` (the feature SQL). Rows are
-    hashed whole and combined with an order-free XOR per day, then over the days before each
-    cutoff; the count of rows is kept beside the XOR. Returns {cutoff: fingerprint}. -#}
-{% macro pit_input_fingerprints(cutoff_dates, definition_hash) -%}
-    {%- if not execute or not cutoff_dates -%}
-        {{ return({}) }}
-    {%- endif -%}
-    {%- set query -%}
-        with
-
-        cutoffs as (
-            {%- for cutoff_date in cutoff_dates %}
-            select cast('{{ cutoff_date }}' as date) as cutoff_date
-            {{ "union all" if not loop.last }}
-            {%- endfor %}
-        ),
-
-        responses as (
-            select response_id, member_id, submitted_at, nps_score, csat_score, ces_score,
-                engagement_index
-            from {{ ref('fct_survey_responses') }}
-            where member_id is not null
-        ),
-
-        enrolments as (
-            select member_id, enrolled_at from {{ ref('dim_members') }}
-        ),
-
-        closures as (
-            select member_id, closed_at from {{ ref('dim_members') }} where closed_at is not null
-        ),
-
-        hashed_rows as (
-            select activity_date as day_date, {{ row_hash('member_daily') }} as row_hash
-            from {{ ref('fct_member_daily') }} as member_daily
-            union all
-            select cast(submitted_at as date), {{ row_hash('responses') }} from responses
-            union all
-            select cast(enrolled_at as date), {{ row_hash('enrolments') }} from enrolments
-            union all
-            select cast(closed_at as date), {{ row_hash('closures') }} from closures
-        ),
-
-        days as (
-            select day_date, bit_xor(row_hash) as day_hash, count(*) as day_rows
-            from hashed_rows
-            group by day_date
-        )
-
-        select
-            cast(cutoffs.cutoff_date as {{ dbt.type_string() }}),
-            cast(coalesce(bit_xor(days.day_hash), 0) as {{ dbt.type_string() }}),
-            cast(coalesce(sum(days.day_rows), 0) as {{ dbt.type_string() }})
-        from cutoffs
-        left join days on days.day_date < cutoffs.cutoff_date
-        group by cutoffs.cutoff_date
-    {%- endset -%}
-    {%- set result = run_query(query) -%}
-    {%- set fingerprints = {} -%}
-    {%- for row in result.rows -%}
-        {%- do fingerprints.update({row[0]: definition_hash ~ ':' ~ row[1] ~ ':' ~ row[2]}) -%}
-    {%- endfor -%}
-    {{ return(fingerprints) }}
-{%- endmacro %}
-
 {#- A 64-bit hash of a whole row, given its relation's alias. -#}
 {% macro row_hash(alias) -%}
     {{ return(adapter.dispatch('row_hash')(alias)) }}
@@ -357,47 +337,78 @@ member_features as (
     hashtextextended(cast({{ alias }} as text), 0)
 {%- endmacro %}
 
-{#- The cutoffs of `fingerprints` that member_features_pit must (re)write, in date order: all of
-    them when `compare` is false (a first build or full refresh), else those the table lacks or
-    stored with another fingerprint. -#}
-{% macro pit_stale_cutoffs(fingerprints, compare) -%}
-    {%- set wanted = fingerprints.keys() | sort -%}
+{#- A bigint hash of a list of SQL expressions, nulls included. -#}
+{% macro hash_values(expressions) -%}
+    {{ return(adapter.dispatch('hash_values')(expressions)) }}
+{%- endmacro %}
+
+{% macro default__hash_values(expressions) -%}
+    {#- DuckDB's hash is an unsigned 64-bit value; shifted, it fits a bigint. -#}
+    cast(hash({{ expressions | join(', ') }}) >> 1 as bigint)
+{%- endmacro %}
+
+{% macro postgres__hash_values(expressions) -%}
+    hashtextextended(
+        concat_ws('|'{%- for expression in expressions %}, coalesce(cast({{ expression }} as text), '~'){%- endfor %}),
+        0
+    )
+{%- endmacro %}
+
+{#- The hash of the feature SQL, stored with every row as inputs_fingerprint: a changed
+    definition rewrites every cutoff. The database's name (DuckDB's is the file's) is left out,
+    so a warehouse file that is copied or renamed keeps its rows. -#}
+{% macro pit_definition_hash() -%}
+    {%- set sql = member_features_ctes('cutoffs', with_inputs_hash=true) | string -%}
+    {%- set database = this.database if this is not none and this.database else '' -%}
+    {{ return(local_md5(sql.replace('"' ~ database ~ '".', ''))) }}
+{%- endmacro %}
+
+{#- {cutoff_date: stored definition hash} of the cutoffs member_features_pit holds; empty when
+    the table lacks member_inputs_hash (built before rows carried it: every cutoff is rewritten
+    once). -#}
+{% macro pit_stored_cutoffs() -%}
+    {%- set columns = adapter.get_columns_in_relation(this) | map(attribute='name') | list -%}
+    {%- set stored = {} -%}
+    {%- if 'member_inputs_hash' in columns and 'inputs_fingerprint' in columns -%}
+        {%- set result = run_query(
+            "select cast(cutoff_date as " ~ dbt.type_string() ~ "), min(inputs_fingerprint) from "
+            ~ this ~ " group by cutoff_date"
+        ) -%}
+        {%- for row in result.rows -%}
+            {%- do stored.update({row[0]: row[1]}) -%}
+        {%- endfor -%}
+    {%- endif -%}
+    {{ return(stored) }}
+{%- endmacro %}
+
+{#- The wanted cutoffs member_features_pit must write whole, in date order: all of them when
+    `compare` is false (a first build or full refresh), else those the table lacks or holds
+    from another feature definition. -#}
+{% macro pit_missing_cutoffs(definition_hash, compare) -%}
+    {%- set wanted = pit_cutoff_dates() | sort -%}
     {%- if not compare -%}
         {{ return(wanted) }}
     {%- endif -%}
-    {%- set columns = adapter.get_columns_in_relation(this) | map(attribute='name') | list -%}
-    {%- if 'inputs_fingerprint' not in columns -%}
-        {{ return(wanted) }}
-    {%- endif -%}
-    {%- set stored = {} -%}
-    {%- set result = run_query(
-        "select cast(cutoff_date as " ~ dbt.type_string() ~ "), min(inputs_fingerprint) from "
-        ~ this ~ " group by cutoff_date"
-    ) -%}
-    {%- for row in result.rows -%}
-        {%- do stored.update({row[0]: row[1]}) -%}
-    {%- endfor -%}
-    {%- set stale = [] -%}
+    {%- set stored = pit_stored_cutoffs() -%}
+    {%- set missing = [] -%}
     {%- for cutoff_date in wanted -%}
-        {%- if stored.get(cutoff_date) != fingerprints[cutoff_date] -%}
-            {%- do stale.append(cutoff_date) -%}
+        {%- if stored.get(cutoff_date) != definition_hash -%}
+            {%- do missing.append(cutoff_date) -%}
         {%- endif -%}
     {%- endfor -%}
-    {{ return(stale) }}
-{%- endmacro %}
-
-{#- The hash of the feature SQL, part of every fingerprint: a changed definition rewrites all. -#}
-{% macro pit_definition_hash() -%}
-    {{ return(local_md5(member_features_ctes('cutoffs'))) }}
+    {{ return(missing) }}
 {%- endmacro %}
 
 {#- `cutoff_dates` in batches of about var('pit_batch_rows') member-cutoff rows each (at least one
-    cutoff per batch), so no statement aggregates more groups than memory holds. -#}
-{% macro pit_batches(cutoff_dates) -%}
+    cutoff per batch), so no statement aggregates more groups than memory holds. `members` is
+    how many members each cutoff computes (default: every member). -#}
+{% macro pit_batches(cutoff_dates, members=none) -%}
     {%- if not cutoff_dates -%}
         {{ return([]) }}
     {%- endif -%}
-    {%- set members = run_query("select count(*) from " ~ ref('dim_members')).columns[0].values()[0] if execute else 1 -%}
+    {%- if members is none -%}
+        {%- set members = run_query("select count(*) from " ~ ref('dim_members')).columns[0].values()[0] if execute else 1 -%}
+    {%- endif -%}
     {%- set batch_rows = var('pit_batch_rows') | string -%}
     {%- if not batch_rows.isdigit() or batch_rows | int < 1 -%}
         {{ exceptions.raise_compiler_error(
@@ -409,13 +420,16 @@ member_features as (
     {%- for start in range(0, cutoff_dates | length, size) -%}
         {%- do batches.append(cutoff_dates[start:start + size]) -%}
     {%- endfor -%}
-    {%- do log('member_features_pit: writing ' ~ cutoff_dates | length ~ ' cutoffs in ' ~ batches | length ~ ' batches', info=True) -%}
+    {%- if execute -%}
+    {%- do log('member_features_pit: writing ' ~ cutoff_dates | length ~ ' cutoffs for ' ~ members ~ ' members in ' ~ batches | length ~ ' batches', info=True) -%}
+    {%- endif -%}
     {{ return(batches) }}
 {%- endmacro %}
 
-{#- The rows of member_features_pit for `cutoff_dates`, each with its fingerprint. The markers
-    around the cutoff list let the benchmark's ceiling run the same SQL batch by batch. -#}
-{% macro pit_select(cutoff_dates, fingerprints) -%}
+{#- The rows of member_features_pit for `cutoff_dates` (of the members in relation `members`, or
+    all), each with the definition hash. The markers around the cutoff list let the benchmark's
+    ceiling run the same SQL batch by batch. -#}
+{% macro pit_select(cutoff_dates, definition_hash, members=none) -%}
 with
 
 cutoffs as (
@@ -423,7 +437,7 @@ cutoffs as (
     {%- for cutoff_date in cutoff_dates %}
     select
         cast('{{ cutoff_date }}' as date) as cutoff_date,
-        cast('{{ fingerprints[cutoff_date] }}' as {{ dbt.type_string() }}) as inputs_fingerprint
+        cast('{{ definition_hash }}' as {{ dbt.type_string() }}) as inputs_fingerprint
     {{ "union all" if not loop.last }}
     {%- else %}
     select
@@ -434,7 +448,7 @@ cutoffs as (
     -- pit cutoffs: end
 ),
 
-{{ member_features_ctes('cutoffs') }},
+{{ member_features_ctes('cutoffs', with_inputs_hash=true, members=members) }},
 
 keyed as (
     select
@@ -450,33 +464,111 @@ keyed as (
 select * from keyed
 {%- endmacro %}
 
-{#- post-hook of member_features_pit: every batch of cutoffs still stale after the model's own
-    statement wrote the first, one delete and insert per batch. -#}
+{#- post-hook of member_features_pit: every batch of whole cutoffs still missing after the
+    model's own statement wrote the first, one delete and insert per batch. -#}
 {% macro pit_write_remaining_batches() -%}
     {%- if execute and model.resource_type == 'model' -%}
-        {%- set fingerprints = pit_input_fingerprints(pit_cutoff_dates(), pit_definition_hash()) -%}
+        {%- set definition = pit_definition_hash() -%}
         {%- set columns = adapter.get_columns_in_relation(this) | map(attribute='name') | list -%}
-        {%- for batch in pit_batches(pit_stale_cutoffs(fingerprints, true)) %}
+        {%- for batch in pit_batches(pit_missing_cutoffs(definition, true)) %}
         delete from {{ this }} where cutoff_date in ({{ date_literals(batch) }});
         insert into {{ this }} ({{ columns | join(', ') }})
         select {{ columns | join(', ') }}
         from (
-            {{ pit_select(batch, fingerprints) }}
+            {{ pit_select(batch, definition) }}
         ) as batch_rows;
         {%- endfor %}
     {%- endif -%}
 {%- endmacro %}
 
-{#- pre-hook of member_features_pit: rows of cutoffs no longer wanted (var pit_cutoff_dates
-    changed) leave the table. -#}
-{% macro pit_delete_retired_cutoffs() -%}
-    {%- if is_incremental() -%}
+{#- pre-hook of member_features_pit, on an incremental run:
+    - rows of cutoffs no longer wanted (var pit_cutoff_dates changed) leave the table;
+    - in the cutoffs kept (wanted and written by the current definition), only the rows of
+      members whose inputs changed are rewritten. A member's inputs before any kept cutoff are a
+      subset of those before the latest, so comparing member_inputs_hash at the latest kept cutoff
+      finds every changed member (new, erased, or with a late or corrected row anywhere in their
+      history) in one pass. Their rows are recomputed at every kept cutoff, and only those whose
+      hash differs replace the stored ones; the others, and every other member's, stay. -#}
+{% macro pit_refresh_kept_cutoffs() -%}
+    {%- if execute and is_incremental() -%}
         {%- set wanted = pit_cutoff_dates() -%}
         delete from {{ this }}
         {%- if wanted %}
         where cutoff_date not in ({{ date_literals(wanted) }})
+        {%- endif %};
+        {%- set definition = pit_definition_hash() -%}
+        {%- set stored = pit_stored_cutoffs() -%}
+        {%- set kept = [] -%}
+        {%- for cutoff_date in wanted | sort -%}
+            {%- if stored.get(cutoff_date) == definition -%}
+                {%- do kept.append(cutoff_date) -%}
+            {%- endif -%}
+        {%- endfor -%}
+        {%- if kept %}
+        {%- set changed = pit_changed_members(kept[-1]) -%}
+        {%- set columns = adapter.get_columns_in_relation(this) | map(attribute='name') | list -%}
+        {%- for batch in pit_batches(kept, members=changed) if changed > 0 %}
+        drop table if exists pit_fresh_rows;
+        create temporary table pit_fresh_rows as
+        {{ pit_select(batch, definition, members='pit_changed_members') }};
+        delete from {{ this }}
+        where
+            cutoff_date in ({{ date_literals(batch) }})
+            and member_id in (select member_id from pit_changed_members)
+            and member_cutoff_id not in (
+                select fresh.member_cutoff_id
+                from pit_fresh_rows as fresh
+                inner join {{ this }} as stored
+                    on
+                        fresh.member_cutoff_id = stored.member_cutoff_id
+                        and fresh.member_inputs_hash = stored.member_inputs_hash
+            );
+        insert into {{ this }} ({{ columns | join(', ') }})
+        select {{ columns | join(', ') }}
+        from pit_fresh_rows
+        where member_cutoff_id not in (
+            select member_cutoff_id from {{ this }}
+            where
+                cutoff_date in ({{ date_literals(batch) }})
+                and member_id in (select member_id from pit_changed_members)
+        );
+        drop table pit_fresh_rows;
+        {%- endfor %}
         {%- endif %}
     {%- endif -%}
+{%- endmacro %}
+
+{#- Creates temporary table pit_changed_members: the members whose member_inputs_hash at
+    `cutoff_date` differs between the inputs now and the stored row (a member on one side only
+    counts as changed). Returns how many there are. -#}
+{% macro pit_changed_members(cutoff_date) -%}
+    {%- do run_query("drop table if exists pit_changed_members") -%}
+    {%- set query -%}
+        create temporary table pit_changed_members as
+        with
+
+        cutoffs as (
+            select cast('{{ cutoff_date }}' as date) as cutoff_date
+        ),
+
+        {{ member_features_ctes('cutoffs', with_inputs_hash=true) }},
+
+        stored as (
+            select member_id, member_inputs_hash
+            from {{ this }}
+            where cutoff_date = cast('{{ cutoff_date }}' as date)
+        )
+
+        select coalesce(member_features.member_id, stored.member_id) as member_id
+        from member_features
+        full outer join stored
+            on member_features.member_id = stored.member_id
+        where member_features.member_inputs_hash is distinct from stored.member_inputs_hash
+    {%- endset -%}
+    {%- do run_query(query) -%}
+    {%- set changed = run_query("select count(*) from pit_changed_members").columns[0].values()[0] -%}
+    {%- do log('member_features_pit: ' ~ changed ~ ' members changed before ' ~ cutoff_date, info=True) -%}
+    {{ return(changed | int) }}
 {%- endmacro %}
 
 {#- `dates` (YYYY-MM-DD strings) as a comma-separated list of SQL date literals. -#}

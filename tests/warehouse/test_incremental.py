@@ -62,11 +62,11 @@ def test_full_refresh_equals_the_incremental_chain(incremental_chain):
 PIT_MARKER = -1.0
 
 
-def test_point_in_time_features_rewrite_only_the_cutoffs_whose_inputs_changed(
-    tmp_path, duckdb_build
-):
-    """A spend changed on one day must reach every cutoff after that day and no cutoff before
-    it: a marker planted in every row survives the next run exactly where inputs are unchanged."""
+def test_point_in_time_features_rewrite_only_the_rows_whose_inputs_changed(tmp_path, duckdb_build):
+    """A marker planted in every row survives the next run exactly where a member's inputs
+    before the cutoff are unchanged. One member's spend changes on one day: only their rows after
+    that day are rewritten. A member appears with history back to their enrolment: they gain a
+    row at every cutoff since. A member is erased: their rows leave."""
     import shutil
 
     import duckdb
@@ -77,10 +77,6 @@ def test_point_in_time_features_rewrite_only_the_cutoffs_whose_inputs_changed(
     settings.duckdb_path.parent.mkdir(parents=True)
     shutil.copyfile(duckdb_build.settings.duckdb_path, settings.duckdb_path)
     target_path = tmp_path / "dbt-target"
-    count_markers = (
-        "select cutoff_date, count(*), count(*) filter (where spend_365d = ?) "
-        "from member_features_pit group by 1"
-    )
     member_spend = "select cutoff_date, spend_365d from member_features_pit where member_id = ?"
     with duckdb.connect(str(settings.duckdb_path)) as con:
         cutoffs = [
@@ -102,9 +98,27 @@ def test_point_in_time_features_rewrite_only_the_cutoffs_whose_inputs_changed(
             "where member_id = ? and activity_date = ?",
             [member_id, day],
         )
+        # Another member, present at the first cutoff: a twin of theirs appears (same enrolment
+        # and history), and they are erased.
+        twin_of = con.execute(
+            "select min(member_id) from member_features_pit "
+            "where cutoff_date = ? and member_id <> ? and spend_365d > 0",
+            [cutoffs[0], member_id],
+        ).fetchone()[0]
+        twin_spend = dict(con.execute(member_spend, [twin_of]).fetchall())
+        for table in ("dim_members", "fct_member_daily"):
+            con.execute(
+                f"insert into {table} select * replace ('TWIN' as member_id) "
+                f"from {table} where member_id = ?",
+                [twin_of],
+            )
+            con.execute(f"delete from {table} where member_id = ?", [twin_of])
+        con.execute(
+            "update fct_survey_responses set member_id = 'TWIN' where member_id = ?", [twin_of]
+        )
         con.execute("update member_features_pit set spend_365d = ?", [PIT_MARKER])
 
-    # One cutoff per batch: the stale cutoffs after the first are written by the post-hook.
+    # One cutoff per batch, so the changed rows are written batch by batch.
     dbt_runner.run(
         settings,
         target="duckdb",
@@ -114,15 +128,26 @@ def test_point_in_time_features_rewrite_only_the_cutoffs_whose_inputs_changed(
     )
 
     with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:
-        markers = {row[0]: row[1:] for row in con.execute(count_markers, [PIT_MARKER]).fetchall()}
+        rewritten = con.execute(
+            "select member_id, cutoff_date from member_features_pit where spend_365d <> ? "
+            "order by 1, 2",
+            [PIT_MARKER],
+        ).fetchall()
         after = dict(con.execute(member_spend, [member_id]).fetchall())
-    rewritten = [cutoff for cutoff in cutoffs if markers[cutoff][1] == 0]
-    untouched = [cutoff for cutoff in cutoffs if markers[cutoff][1] == markers[cutoff][0]]
-    assert rewritten == [cutoff for cutoff in cutoffs if cutoff > day]
-    assert untouched == [cutoff for cutoff in cutoffs if cutoff <= day]
-    for cutoff in rewritten:
+        twin_after = dict(con.execute(member_spend, ["TWIN"]).fetchall())
+        erased = con.execute(
+            "select count(*) from member_features_pit where member_id = ?", [twin_of]
+        ).fetchone()[0]
+    changed_cutoffs = [cutoff for cutoff in cutoffs if cutoff > day]
+    assert rewritten == sorted(
+        [(member_id, cutoff) for cutoff in changed_cutoffs]
+        + [("TWIN", cutoff) for cutoff in twin_spend]
+    )
+    for cutoff in changed_cutoffs:
         expected = float(before[cutoff]) + (1 if (cutoff - day).days <= 365 else 0)
         assert float(after[cutoff]) == pytest.approx(expected)
+    assert twin_after == twin_spend
+    assert erased == 0
 
 
 def test_point_in_time_features_in_batches_equal_one_statement(tmp_path, duckdb_build):

@@ -73,3 +73,49 @@ def test_loader_skips_unchanged_files_and_replaces_changed_ones(
     # Put the original back so the shared database stays as the build saw it.
     pq.write_table(table, changed)
     assert load_lake(lake, postgres_database).loaded == [f"transactions/{changed.name}"]
+
+
+def test_point_in_time_features_follow_a_changed_member_on_postgres(
+    postgres_build, postgres_connection, duckdb_connection
+):
+    """The incremental path's temporary tables and deletes in PostgreSQL: one member's spend
+    changes on one day and reaches exactly their rows at the cutoffs after it; changed back,
+    the table is as the build left it."""
+    from warehouse import dbt_runner
+
+    rows = (
+        "select member_cutoff_id, spend_365d, member_inputs_hash from analytics.member_features_pit"
+    )
+    built = dict((key, rest) for key, *rest in fetch(postgres_connection, rows))
+    member_id, day = duckdb_connection.execute(
+        "select member_id, max(activity_date) from fct_member_daily "
+        "where activity_date < (select max(cutoff_date) from member_features_pit) "
+        "group by 1 order by 2 desc, 1 limit 1"
+    ).fetchone()
+
+    def change_spend_and_run(amount):
+        with postgres_connection.cursor() as cursor:
+            cursor.execute(
+                "update analytics.fct_member_daily set spend_amount = spend_amount + %s "
+                "where member_id = %s and activity_date = %s",
+                (amount, member_id, day),
+            )
+        postgres_connection.commit()
+        dbt_runner.run(
+            postgres_build.settings,
+            target="postgres",
+            select=["member_features_pit"],
+            target_path=postgres_build.target_path,
+        )
+        return dict((key, rest) for key, *rest in fetch(postgres_connection, rows))
+
+    changed = change_spend_and_run(1)
+    differing = sorted(key for key in built if changed.get(key) != built[key])
+    assert set(changed) == set(built)
+    assert differing == sorted(
+        key for key in built if key.startswith(f"{member_id}:") and key.split(":", 1)[1] > str(day)
+    )
+    assert differing, "the changed day must come before some cutoff"
+    for key in differing:
+        assert float(changed[key][0]) == pytest.approx(float(built[key][0]) + 1)
+    assert change_spend_and_run(-1) == built
