@@ -65,8 +65,8 @@ def loaded_to_start(states_root, sample_dir) -> State:
 
 
 # After which days of the backfill the warehouse is built (the third and the last): backwards,
-# the second build meets one day within the incremental facts' lookback of the newest landing
-# and three days older than that, which only the "key not in the table yet" rule brings in.
+# the second build meets days older than the newest landing the facts hold, which only the
+# "row not in the table yet" rule brings in.
 BUILD_AFTER = (2, 6)
 
 

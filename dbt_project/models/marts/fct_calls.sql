@@ -16,18 +16,7 @@ flagged_calls as (
 filtered as (
     select * from flagged_calls
     {% if is_incremental() -%}
-        where {{ incremental_rows_filter(
-        'flagged_calls',
-        'call_id',
-        [
-            'member_id',
-            'link_method',
-            'is_repeat_contact',
-            'has_repeat_contact_after',
-            'is_first_contact_resolution',
-            'is_positive_moment',
-        ],
-    ) }}
+        where {{ incremental_rows_filter('flagged_calls', 'call_id') }}
     {%- endif %}
 )
 

@@ -16,11 +16,7 @@ scored_responses as (
 filtered as (
     select * from scored_responses
     {% if is_incremental() -%}
-        where {{ incremental_rows_filter(
-        'scored_responses',
-        'response_id',
-        ['member_id', 'link_method', 'comment_sentiment'],
-    ) }}
+        where {{ incremental_rows_filter('scored_responses', 'response_id') }}
     {%- endif %}
 )
 

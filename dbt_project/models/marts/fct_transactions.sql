@@ -33,7 +33,7 @@ shaped as (
 filtered as (
     select * from shaped
     {% if is_incremental() -%}
-        where {{ incremental_rows_filter('shaped', 'transaction_id', ['member_id', 'amount']) }}
+        where {{ incremental_rows_filter('shaped', 'transaction_id') }}
     {%- endif %}
 )
 
