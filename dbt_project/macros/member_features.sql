@@ -497,17 +497,12 @@ select * from keyed
         where cutoff_date not in ({{ date_literals(wanted) }})
         {%- endif %};
         {%- set definition = pit_definition_hash() -%}
-        {%- set stored = pit_stored_cutoffs() -%}
-        {%- set kept = [] -%}
-        {%- for cutoff_date in wanted | sort -%}
-            {%- if stored.get(cutoff_date) == definition -%}
-                {%- do kept.append(cutoff_date) -%}
-            {%- endif -%}
-        {%- endfor -%}
-        {%- if kept %}
-        {%- set changed = pit_changed_members(kept[-1]) -%}
+        {%- set missing = pit_missing_cutoffs(definition, true) -%}
+        {%- set kept = wanted | sort | reject('in', missing) | list -%}
+        {%- set changed = pit_changed_members(kept[-1]) if kept else 0 -%}
+        {%- if changed %}
         {%- set columns = adapter.get_columns_in_relation(this) | map(attribute='name') | list -%}
-        {%- for batch in pit_batches(kept, members=changed) if changed > 0 %}
+        {%- for batch in pit_batches(kept, members=changed) %}
         drop table if exists pit_fresh_rows;
         create temporary table pit_fresh_rows as
         {{ pit_select(batch, definition, members='pit_changed_members') }};
@@ -534,6 +529,9 @@ select * from keyed
         );
         drop table pit_fresh_rows;
         {%- endfor %}
+        {%- endif %}
+        {%- if kept %}
+        drop table pit_changed_members;
         {%- endif %}
     {%- endif -%}
 {%- endmacro %}

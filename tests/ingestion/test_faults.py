@@ -245,16 +245,22 @@ def test_a_day_delivered_again_the_next_day_lands_in_both_and_is_flagged_in_neit
 # --- A source that is down -----------------------------------------------------------------------
 
 
+def _second_day_fails_unpublished(settings) -> str:
+    """Lands day 2 with ``settings`` after day 1 landed: it must fail as the loyalty source being
+    unavailable and leave the lake as day 1 left it. Returns the error's message."""
+    before = _state(settings.lake_dir)
+    with pytest.raises(SourceUnavailableError) as error:
+        land(settings, contract.TRANSACTIONS, DAY2, DAY3)
+    assert _state(settings.lake_dir) == before
+    return str(error.value)
+
+
 def test_a_source_that_is_down_names_the_setting_and_the_rerun_catches_up(sources, tmp_path):
     land(sources, contract.TRANSACTIONS, DAY1, DAY2)
-    before = _state(sources.lake_dir)
     down = load_settings({**_env(sources), "CX_LOYALTY_URL": f"sqlite:///{tmp_path}/gone/x.db"})
-    with pytest.raises(SourceUnavailableError) as error:
-        land(down, contract.TRANSACTIONS, DAY2, DAY3)
-    message = str(error.value)
+    message = _second_day_fails_unpublished(down)
     assert "loyalty/transactions: the loyalty source (CX_LOYALTY_URL) is unavailable" in message
     assert "rerun interval=20260602T000000Z--20260603T000000Z" in message
-    assert _state(sources.lake_dir) == before
     # Back up: the retry (or a cleared run) of the same interval lands what was missed.
     manifest = land(sources, contract.TRANSACTIONS, DAY2, DAY3)
     assert manifest["rows_landed"] == 2  # T3 (late) and T4
@@ -283,8 +289,6 @@ def test_a_database_failing_partway_through_the_read_names_the_source(sources, m
 
     from ingestion import readers
 
-    land(sources, contract.TRANSACTIONS, DAY1, DAY2)
-    before = _state(sources.lake_dir)
     fetch = readers._fetch_text
 
     def failing_after_one_batch(*args, **kwargs):
@@ -296,10 +300,8 @@ def test_a_database_failing_partway_through_the_read_names_the_source(sources, m
 
         return pa.RecordBatchReader.from_batches(reader.schema, batches())
 
+    land(sources, contract.TRANSACTIONS, DAY1, DAY2)
     monkeypatch.setattr(readers, "_fetch_text", failing_after_one_batch)
-    with pytest.raises(SourceUnavailableError) as error:
-        land(sources, contract.TRANSACTIONS, DAY2, DAY3)
-    message = str(error.value)
+    message = _second_day_fails_unpublished(sources)
     assert "the loyalty source (CX_LOYALTY_URL) is unavailable" in message
     assert "connection reset by peer" in message
-    assert _state(sources.lake_dir) == before
