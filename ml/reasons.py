@@ -27,6 +27,9 @@ class ReasonCode:
     # One row (read as row["column"]) -> the reason in plain words.
     words: Callable[..., str]
     negative_moment: bool = False
+    # Every other column ``words`` reads: members with equal values get the same words, so each
+    # distinct set of values is worded once.
+    reads: tuple[str, ...] = ()
 
 
 def _n(row, column: str) -> int:
@@ -83,6 +86,7 @@ REASON_CODES: tuple[ReasonCode, ...] = (
             f" to {_n(r, 'latest_nps_score')}"
         ),
         True,
+        ("latest_nps_score",),
     ),
     ReasonCode(
         "latest_nps_score",
@@ -99,6 +103,7 @@ REASON_CODES: tuple[ReasonCode, ...] = (
             f"{_n(r, 'latest_ces_score')} (of 7)"
         ),
         True,
+        ("latest_ces_score",),
     ),
     ReasonCode(
         "negative_moments_90d",
@@ -136,6 +141,7 @@ REASON_CODES: tuple[ReasonCode, ...] = (
             f"{_plural(_n(r, 'transactions_30d'), 'purchase')} in the last 30 days, "
             f"down from {_n(r, 'transactions_30d') - _n(r, 'transactions_30d_change')}"
         ),
+        reads=("transactions_30d",),
     ),
     ReasonCode(
         "spend_90d_change",
@@ -165,13 +171,14 @@ def _percentile_distance(values: pd.Series) -> pd.Series:
 
 def top_reasons(
     features: pd.DataFrame, importance: pd.DataFrame | None = None, k: int = 3
-) -> list[list[str]]:
-    """Up to ``k`` reasons per row of ``features`` (the churn model frame), in rank order.
+) -> np.ndarray:
+    """Up to ``k`` reasons per row of ``features`` (the churn model frame), in rank order: an
+    array of ``len(features)`` rows and ``k`` columns, None where a member has fewer reasons.
 
     ``importance`` has ``feature, importance`` (permutation importance from training); without
     it every code weighs the same. Which codes fire, and their order, is computed for all rows
-    at once (a code's test reads whole columns); only the words of the reasons kept are written
-    row by row, so a million members take seconds, not minutes.
+    at once (a code's test reads whole columns), and each code words each distinct set of the
+    values it reads once, so a million members take seconds, not minutes.
     """
     weights = {}
     if importance is not None and len(importance):
@@ -181,7 +188,7 @@ def top_reasons(
     codes = [c for c in REASON_CODES if c.feature in features.columns]
     rows = len(features)
     if not codes or not rows:
-        return [[] for _ in range(rows)]
+        return np.full((rows, k), None, dtype=object)
     # Sort keys, one column per code: negative moments first, then by strength; a code that does
     # not fire sorts last (inf). A stable sort keeps REASON_CODES order between equal keys.
     keys = np.full((rows, len(codes)), np.inf)
@@ -198,12 +205,31 @@ def top_reasons(
         keys[:, position] = np.where(fired.to_numpy(), rank_group - strength, np.inf)
     order = np.argsort(keys, axis=1, kind="stable")[:, :k]
     kept = np.isfinite(np.take_along_axis(keys, order, axis=1))
-    row = _RowView({column: features[column].to_numpy() for column in features.columns})
-    out: list[list[str]] = []
-    for index in range(rows):
-        row.index = index
-        out.append([codes[order[index, j]].words(row) for j in range(k) if kept[index, j]])
+    out = np.full((rows, k), None, dtype=object)
+    for position, code in enumerate(codes):
+        placed = kept & (order == position)
+        members = placed.any(axis=1)
+        if not members.any():
+            continue
+        worded = np.empty(rows, dtype=object)
+        worded[members] = _words(code, features.loc[members, [code.feature, *code.reads]])
+        for j in range(k):
+            out[placed[:, j], j] = worded[placed[:, j]]
     return out
+
+
+def _words(code: ReasonCode, inputs: pd.DataFrame) -> np.ndarray:
+    """``code``'s words for every row of ``inputs`` (the columns it reads), each distinct row
+    worded once: most inputs are small counts, so a million members need a few thousand
+    strings, not a million."""
+    group = inputs.groupby(list(inputs.columns), dropna=False, sort=False).ngroup().to_numpy()
+    first = np.unique(group, return_index=True)[1]
+    row = _RowView({column: inputs[column].to_numpy()[first] for column in inputs.columns})
+    distinct = np.empty(len(first), dtype=object)
+    for index in range(len(first)):
+        row.index = index
+        distinct[index] = code.words(row)
+    return distinct[group]
 
 
 class _RowView:

@@ -111,8 +111,7 @@ def score_frame(
     probability = churn.model.predict_proba(x_churn)[:, 1]
     segment_proba = segment.model.predict_proba(x_segment)
     classes = np.asarray(segment.model.classes_, dtype=object)
-    top_reasons = reasons.top_reasons(x_churn, importance)
-    padded = [r + [None] * (3 - len(r)) for r in top_reasons]
+    top_reasons = reasons.top_reasons(x_churn, importance, k=3)
     return pd.DataFrame(
         {
             "member_id": members["member_id"].to_numpy(),
@@ -123,9 +122,9 @@ def score_frame(
             "risk_band": risk_band(probability, high, medium),
             "predicted_segment": classes[segment_proba.argmax(axis=1)],
             "segment_probability": segment_proba.max(axis=1),
-            "reason_1": [p[0] for p in padded],
-            "reason_2": [p[1] for p in padded],
-            "reason_3": [p[2] for p in padded],
+            "reason_1": top_reasons[:, 0],
+            "reason_2": top_reasons[:, 1],
+            "reason_3": top_reasons[:, 2],
         }
     )
 
@@ -159,6 +158,7 @@ def write_scores(
 ) -> dict[str, int]:
     """One short write transaction: ml_scores (replace this date+version), drift, transitions."""
     import duckdb
+    import pyarrow as pa
 
     score_date = scores["score_date"].iloc[0]
     model_version = scores["model_version"].iloc[0]
@@ -174,7 +174,8 @@ def write_scores(
             "delete from ml_scores where score_date = ? and model_version = ?",
             [score_date, model_version],
         )
-        con.register("score_rows", scores)
+        # As Arrow: DuckDB reads pandas' object columns (the reasons) a Python object at a time.
+        con.register("score_rows", pa.Table.from_pandas(scores, preserve_index=False))
         con.execute(
             "insert into ml_scores select member_id, cast(score_date as date), model_version, "
             "churn_model_version, segment_model_version, churn_probability, is_lapsed, risk_band, "

@@ -87,7 +87,7 @@ def test_negative_moments_come_first_in_reasons():
             "importance": [0.2, 0.001],
         }
     )
-    out = reasons.top_reasons(frame, importance)
+    out = _as_lists(reasons.top_reasons(frame, importance))
     assert out[0][0] == "2 unresolved calls in the last 90 days"
     assert "no purchase in 200 days" in out[0]
     assert out[1] == []
@@ -127,6 +127,11 @@ def test_segment_transitions_only_record_changes():
             "score_date": "2026-07-01",
         }
     ]
+
+
+def _as_lists(reasons_array: np.ndarray) -> list[list[str]]:
+    """top_reasons' rows without their None padding."""
+    return [[words for words in row if words is not None] for row in reasons_array]
 
 
 def _reasons_row_by_row(features: pd.DataFrame, importance: pd.DataFrame, k: int = 3):
@@ -182,5 +187,44 @@ def test_vectorised_reasons_equal_the_row_by_row_definition():
         {"feature": columns, "importance": rng.uniform(-0.01, 0.05, len(columns))}
     )
     expected = _reasons_row_by_row(frame, importance)
-    assert reasons.top_reasons(frame, importance) == expected
+    assert _as_lists(reasons.top_reasons(frame, importance)) == expected
     assert sum(len(r) == 3 for r in expected) > rows / 4  # the ranking was exercised
+
+
+def test_reason_words_read_only_the_columns_they_declare():
+    """Words are computed once per distinct value of the columns a code declares; a code reading
+    an undeclared column would give one member another member's words."""
+
+    class Recording(dict):
+        def __init__(self, values):
+            super().__init__(values)
+            self.read = set()
+
+        def __getitem__(self, column):
+            self.read.add(column)
+            return super().__getitem__(column)
+
+    columns = {code.feature for code in reasons.REASON_CODES} | {
+        column for code in reasons.REASON_CODES for column in code.reads
+    }
+    for code in reasons.REASON_CODES:
+        row = Recording(dict.fromkeys(columns, 3.0))
+        code.words(row)
+        assert row.read <= {code.feature, *code.reads}, code.feature
+
+
+def test_members_with_equal_values_get_their_own_reasons_in_a_large_frame():
+    rng = np.random.default_rng(3)
+    rows = 5000
+    frame = pd.DataFrame(
+        {
+            "negative_moments_30d": rng.integers(0, 3, rows).astype(float),
+            "transactions_30d": rng.integers(0, 6, rows).astype(float),
+            "transactions_30d_change": rng.integers(-5, 2, rows).astype(float),
+            "spend_90d_change": rng.normal(0, 50, rows),
+        }
+    )
+    importance = pd.DataFrame({"feature": list(frame.columns), "importance": [0.1, 0, 0.2, 0.3]})
+    assert _as_lists(reasons.top_reasons(frame, importance)) == _reasons_row_by_row(
+        frame, importance
+    )
