@@ -86,7 +86,7 @@ format: install-dev ## Apply ruff's fixes and formatting
 
 .PHONY: bench
 bench: install ## Benchmark the pipeline at 100k and 1M members; figures in bench/results/ (slow)
-	$(PY) -m bench $(if $(SIZES),--sizes $(SIZES))
+	$(PY) -m bench $(if $(SIZES),--sizes $(SIZES)) $(if $(DBT_TASKS),--dbt-tasks $(DBT_TASKS))
 
 .PHONY: docs
 docs: install ## Build the dbt docs (models, columns, tests, lineage) and serve them on 127.0.0.1:8580

@@ -306,9 +306,9 @@ def _ceiling_stage(name: str, started: float, rows: int) -> Stage:
     return Stage(name, round(time.perf_counter() - started, 2), 0.0, 0.0, rows=rows)
 
 
-def bench_size(members: int, root: Path, skip_generate: bool) -> dict:
+def bench_size(members: int, root: Path, skip_generate: bool, dbt_tasks: str = "per_model") -> dict:
     root.mkdir(parents=True, exist_ok=True)
-    env = bench_env(root, members)
+    env = {**bench_env(root, members), "CX_DBT_TASKS": dbt_tasks}
     log = root / "bench.log"
     log.write_text("")
     print(f"\n== {members:,} members in {root} (log: {log})", flush=True)
@@ -367,10 +367,12 @@ def bench_size(members: int, root: Path, skip_generate: bool) -> dict:
         except Exception as error:  # a failed ceiling must not lose the pipeline's figures
             print(f"  a ceiling failed: {error}", flush=True)
             ceilings.append(Stage("ceiling (failed)", 0.0, 0.0, 0.0, ok=False))
-    return summarise(members, stages, ceilings)
+    return summarise(members, stages, ceilings, dbt_tasks)
 
 
-def summarise(members: int, stages: list[Stage], ceilings: list[Stage]) -> dict:
+def summarise(
+    members: int, stages: list[Stage], ceilings: list[Stage], dbt_tasks: str = "per_model"
+) -> dict:
     full = [s for s in stages if s.name.startswith("full:")]
     daily = [s for s in stages if s.name.startswith("incremental:")]
     full_total = sum(s.wall_seconds for s in full)
@@ -400,6 +402,7 @@ def summarise(members: int, stages: list[Stage], ceilings: list[Stage]) -> dict:
     ingestion = sum(s.wall_seconds for s in full if s.name.startswith("full:ingest_"))
     return {
         "members": members,
+        "dbt_tasks": dbt_tasks,
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),
         "stages": [
@@ -436,7 +439,8 @@ def machine() -> dict:
 
 def print_table(result: dict) -> None:
     print(
-        f"\n{result['members']:,} members ({result['machine']['cpus']} CPUs, "
+        f"\n{result['members']:,} members, dbt as {result.get('dbt_tasks', 'per_model')} "
+        f"({result['machine']['cpus']} CPUs, "
         f"{result['machine']['memory_gb']} GB)"
     )
     print(f"  {'stage':<34}{'wall s':>9}{'cpu s':>9}{'peak MB':>9}{'rows/s':>12}{'load':>7}")
@@ -459,12 +463,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--reuse-sample", action="store_true", help="keep a sample already generated at a size"
     )
+    parser.add_argument(
+        "--dbt-tasks",
+        choices=("per_model", "single"),
+        default="per_model",
+        help="the warehouse DAG's dbt tasks (CX_DBT_TASKS): a task per model, or one dbt build; "
+        "figures for 'single' go to <members>-members-single.json",
+    )
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     failed = False
     for members in (int(size) for size in args.sizes.split(",")):
-        result = bench_size(members, args.root / f"{members}", args.reuse_sample)
-        path = args.out / f"{members}-members.json"
+        result = bench_size(members, args.root / f"{members}", args.reuse_sample, args.dbt_tasks)
+        suffix = "" if args.dbt_tasks == "per_model" else f"-{args.dbt_tasks}"
+        path = args.out / f"{members}-members{suffix}.json"
         path.write_text(json.dumps(result, indent=1) + "\n")
         print_table(result)
         print(f"  figures written to {path}")

@@ -150,6 +150,146 @@ def test_point_in_time_features_rewrite_only_the_rows_whose_inputs_changed(tmp_p
     assert erased == 0
 
 
+DAILY_MARKER = -7.0
+
+
+def _mutate_facts(con) -> tuple[set[str], str]:
+    """Change the facts the way late and corrected data does; return the members it touches
+    and the one who left.
+
+    One transaction's amount changes (member A); one call moves from member B to member C, who
+    had no activity (a re-linked record: both change); member D leaves dim_members; member TWIN
+    appears with copies of A's transactions (a member landed late, with history). At least one
+    member with activity is left untouched."""
+    active = [
+        row[0]
+        for row in con.execute(
+            "select member_id from fct_member_daily group by member_id "
+            "order by count(*) desc, member_id"
+        ).fetchall()
+    ]
+    a = active[0]
+    transaction_id = con.execute(
+        "select min(transaction_id) from fct_transactions where member_id = ?", [a]
+    ).fetchone()[0]
+    con.execute(
+        "update fct_transactions set amount = amount + 1 where transaction_id = ?",
+        [transaction_id],
+    )
+    call_id, b = con.execute(
+        "select call_id, member_id from fct_calls where member_id in (select unnest(?)) "
+        "and member_id <> ? order by call_id limit 1",
+        [active, a],
+    ).fetchone()
+    c = con.execute(
+        "select min(member_id) from dim_members where member_id not in (select unnest(?))",
+        [active],
+    ).fetchone()[0]
+    d = [member for member in active if member not in (a, b)][0]
+    assert c is not None and set(active) - {a, b, d}, "the fixture needs more members"
+    con.execute("update fct_calls set member_id = ? where call_id = ?", [c, call_id])
+    con.execute("delete from dim_members where member_id = ?", [d])
+    con.execute(
+        "insert into dim_members select * replace ('TWIN' as member_id) "
+        "from dim_members where member_id = ?",
+        [a],
+    )
+    con.execute(
+        "insert into fct_transactions select * replace ('TWIN' as member_id, "
+        "'TWIN-' || transaction_id as transaction_id) from fct_transactions where member_id = ?",
+        [a],
+    )
+    return {a, b, c, d, "TWIN"}, d
+
+
+def _copy_warehouse(root, duckdb_build):
+    import shutil
+
+    settings = fixture_settings(root)
+    settings.duckdb_path.parent.mkdir(parents=True)
+    shutil.copyfile(duckdb_build.settings.duckdb_path, settings.duckdb_path)
+    return settings
+
+
+def _run_member_daily(settings, target_path, full_refresh=False):
+    from warehouse import dbt_runner
+
+    dbt_runner.run(
+        settings,
+        target="duckdb",
+        select=["fct_member_daily"],
+        full_refresh=full_refresh,
+        target_path=target_path,
+    )
+
+
+DAILY_ROWS = (
+    "select * exclude (inputs_hash) from fct_member_daily order by member_id, activity_date"
+)
+
+
+def test_member_daily_rewrites_only_the_members_whose_facts_changed(tmp_path, duckdb_build):
+    """A marker planted in every day survives exactly for the members whose facts did not
+    change; the table then equals a full refresh on the same facts."""
+    import duckdb
+
+    incremental = _copy_warehouse(tmp_path / "incremental", duckdb_build)
+    with duckdb.connect(str(incremental.duckdb_path)) as con:
+        touched, left = _mutate_facts(con)
+        con.execute("update fct_member_daily set spend_amount = ?", [DAILY_MARKER])
+    _run_member_daily(incremental, tmp_path / "incremental-target")
+    full = _copy_warehouse(tmp_path / "full", duckdb_build)
+    with duckdb.connect(str(full.duckdb_path)) as con:
+        assert _mutate_facts(con) == (touched, left)
+    _run_member_daily(full, tmp_path / "full-target", full_refresh=True)
+
+    with duckdb.connect(str(incremental.duckdb_path), read_only=True) as con:
+        rewritten = {
+            row[0]
+            for row in con.execute(
+                "select distinct member_id from fct_member_daily where spend_amount <> ?",
+                [DAILY_MARKER],
+            ).fetchall()
+        }
+        incremental_rows = con.execute(DAILY_ROWS).fetchall()
+        with_hash = con.execute("select * from fct_member_daily order by 1, 2").fetchall()
+    with duckdb.connect(str(full.duckdb_path)) as con:
+        with_days = {
+            row[0]
+            for row in con.execute(
+                "select distinct member_id from fct_member_daily where member_id in "
+                "(select unnest(?))",
+                [sorted(touched)],
+            ).fetchall()
+        }
+        assert with_days == touched - {left}
+        assert rewritten == with_days
+        con.execute(
+            "update fct_member_daily set spend_amount = ? "
+            "where member_id not in (select unnest(?))",
+            [DAILY_MARKER, sorted(touched)],
+        )
+        assert incremental_rows == con.execute(DAILY_ROWS).fetchall()
+        # The stored hashes equal the full refresh's, so the next run finds no change.
+        assert with_hash == con.execute("select * from fct_member_daily order by 1, 2").fetchall()
+
+
+def test_member_daily_written_before_its_hashes_is_rewritten_whole(tmp_path, duckdb_build):
+    """A table from before inputs_hash existed gains the column and every member's days."""
+    import duckdb
+
+    settings = _copy_warehouse(tmp_path, duckdb_build)
+    with duckdb.connect(str(settings.duckdb_path)) as con:
+        con.execute("alter table fct_member_daily drop column inputs_hash")
+        con.execute("update fct_member_daily set spend_amount = ?", [DAILY_MARKER])
+    _run_member_daily(settings, tmp_path / "dbt-target")
+    query = "select * from fct_member_daily order by member_id, activity_date"
+    with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:
+        upgraded = con.execute(query).fetchall()
+    with duckdb.connect(str(duckdb_build.settings.duckdb_path), read_only=True) as con:
+        assert upgraded == con.execute(query).fetchall()
+
+
 def test_point_in_time_features_in_batches_equal_one_statement(tmp_path, duckdb_build):
     """A full refresh one cutoff per statement (the model writes the first, its post-hook the
     rest) gives the same table as one statement for every cutoff."""

@@ -119,3 +119,47 @@ def test_point_in_time_features_follow_a_changed_member_on_postgres(
     for key in differing:
         assert float(changed[key][0]) == pytest.approx(float(built[key][0]) + 1)
     assert change_spend_and_run(-1) == built
+
+
+def test_member_daily_follows_a_changed_transaction_on_postgres(
+    postgres_build, postgres_connection
+):
+    """The incremental path's temporary table, XOR and delete in PostgreSQL: one transaction's
+    amount changes and reaches exactly its member's day; changed back, the table is as the build
+    left it."""
+    from warehouse import dbt_runner
+
+    rows = (
+        "select member_id, activity_date, spend_amount, inputs_hash "
+        "from analytics.fct_member_daily order by 1, 2"
+    )
+    built = fetch(postgres_connection, rows)
+    transaction_id, member_id, day = fetch(
+        postgres_connection,
+        "select transaction_id, member_id, occurred_date from analytics.fct_transactions "
+        "where member_id is not null order by transaction_id limit 1",
+    )[0]
+
+    def change_amount_and_run(amount):
+        with postgres_connection.cursor() as cursor:
+            cursor.execute(
+                "update analytics.fct_transactions set amount = amount + %s "
+                "where transaction_id = %s",
+                (amount, transaction_id),
+            )
+        postgres_connection.commit()
+        dbt_runner.run(
+            postgres_build.settings,
+            target="postgres",
+            select=["fct_member_daily"],
+            target_path=postgres_build.target_path,
+        )
+        return fetch(postgres_connection, rows)
+
+    changed = change_amount_and_run(1)
+    differing = [(old, new) for old, new in zip(built, changed, strict=True) if old != new]
+    assert [old[:2] for old, _ in differing] == [(member_id, day)]
+    ((old, new),) = differing
+    assert float(new[2]) == pytest.approx(float(old[2]) + 1)
+    assert new[3] != old[3]
+    assert change_amount_and_run(-1) == built

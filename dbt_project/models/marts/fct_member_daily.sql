@@ -1,22 +1,28 @@
+-- One row per member per day with any activity. Incremental by member: each row keeps
+-- inputs_hash, the XOR of its fact rows' hashes; the pre-hook finds the members whose facts'
+-- hash no longer matches their stored days (member_daily_remove_changed), deletes their days,
+-- and this statement writes them again. A day of new data rewrites the members it touches.
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='append_new_columns',
+        pre_hook="{{ member_daily_remove_changed() }}",
+        post_hook="{{ member_daily_drop_changed() }}",
+    )
+}}
+{%- set changed = 'member_daily_changed' if is_incremental() else none %}
+
 with
 
 members as (
     select member_id from {{ ref('dim_members') }}
+    {%- if changed %}
+    where member_id in (select member_id from {{ changed }})
+    {%- endif %}
 ),
 
-transactions as (
-    select * from {{ ref('fct_transactions') }}
-),
-
-calls as (
-    select * from {{ ref('fct_calls') }}
-    where member_id is not null
-),
-
-survey_responses as (
-    select * from {{ ref('fct_survey_responses') }}
-    where member_id is not null
-),
+{{ member_daily_fact_ctes(members=changed) }},
 
 daily_transactions as (
     select
@@ -28,7 +34,8 @@ daily_transactions as (
         sum(case when purchase_channel = 'online' then 1 else 0 end) as online_transaction_count,
         sum(case when purchase_channel = 'app' then 1 else 0 end) as app_transaction_count,
         sum(coalesce(points_earned, 0)) as points_earned,
-        sum(coalesce(points_redeemed, 0)) as points_redeemed
+        sum(coalesce(points_redeemed, 0)) as points_redeemed,
+        bit_xor(row_hash) as inputs_hash
     from transactions
     group by member_id, occurred_date
 ),
@@ -45,7 +52,8 @@ daily_calls as (
         count(queue_seconds) as queued_call_count,
         sum(coalesce(queue_seconds, 0)) as queue_seconds_total,
         sum(case when is_negative_moment then 1 else 0 end) as negative_moment_count,
-        sum(case when is_positive_moment then 1 else 0 end) as positive_moment_count
+        sum(case when is_positive_moment then 1 else 0 end) as positive_moment_count,
+        bit_xor(row_hash) as inputs_hash
     from calls
     group by member_id, started_date
 ),
@@ -56,7 +64,8 @@ daily_survey_responses as (
         submitted_date as activity_date,
         count(*) as survey_response_count,
         sum(case when is_negative_moment then 1 else 0 end) as negative_moment_count,
-        sum(case when is_positive_moment then 1 else 0 end) as positive_moment_count
+        sum(case when is_positive_moment then 1 else 0 end) as positive_moment_count,
+        bit_xor(row_hash) as inputs_hash
     from survey_responses
     group by member_id, submitted_date
 ),
@@ -110,7 +119,14 @@ joined as (
             coalesce(daily_calls.positive_moment_count, 0)
             + coalesce(daily_survey_responses.positive_moment_count, 0)
             as bigint
-        ) as positive_moment_count
+        ) as positive_moment_count,
+        cast({{ xor_bigints(
+            xor_bigints(
+                'coalesce(daily_transactions.inputs_hash, 0)',
+                'coalesce(daily_calls.inputs_hash, 0)',
+            ),
+            'coalesce(daily_survey_responses.inputs_hash, 0)',
+        ) }} as bigint) as inputs_hash
     from member_days
     inner join members
         on member_days.member_id = members.member_id
