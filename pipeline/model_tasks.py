@@ -90,5 +90,8 @@ def score_members() -> dict:
             f"{settings.mlflow_tracking_uri}: trigger the train_models DAG first"
         )
     summary = score(settings.duckdb_path, settings.mlflow_tracking_uri)
-    summary["published"] = str(publish_duckdb(settings.duckdb_path, tables=SCORING_TABLES))
+    # ml_scores keeps every day's scores: by rows, only the day's are written into the copy.
+    summary["published"] = str(
+        publish_duckdb(settings.duckdb_path, tables=SCORING_TABLES, by_rows=True)
+    )
     return summary

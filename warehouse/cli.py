@@ -28,7 +28,8 @@ def build_warehouse(
     if target == "duckdb":
         from warehouse.publish import publish_duckdb
 
-        publish_duckdb(settings.duckdb_path)
+        # Up to date by rows from the last copy; a full refresh makes a fresh copy.
+        publish_duckdb(settings.duckdb_path, by_rows=not full_refresh)
     return result
 
 
@@ -61,7 +62,9 @@ def main(argv: list[str] | None = None) -> int:
         "enrich", help="score survey comments and hash identifiers into <lake>/enriched"
     )
     commands.add_parser("load-postgres", help="copy the raw lake into PostgreSQL schema raw")
-    commands.add_parser("publish", help="publish a read-only copy of the DuckDB warehouse")
+    commands.add_parser(
+        "publish", help="publish a fresh read-only copy of the DuckDB warehouse (every table)"
+    )
     commands.add_parser(
         "freshness", help="dbt source freshness: how old the newest landed row of each source is"
     )

@@ -28,7 +28,10 @@ def published_path(duckdb_path: Path) -> Path:
 
 
 def publish_duckdb(
-    duckdb_path: Path, target: Path | None = None, tables: Sequence[str] | None = None
+    duckdb_path: Path,
+    target: Path | None = None,
+    tables: Sequence[str] | None = None,
+    by_rows: bool = False,
 ) -> Path:
     """Copy the warehouse's analyst tables to ``target`` atomically; make the copy read-only.
 
@@ -38,7 +41,16 @@ def publish_duckdb(
     ``tables`` names the only tables that changed since the last publish (scoring and the
     program cycle write a few tables): the previous copy is then copied as a file and just
     those tables are replaced in it, so the cost follows what changed rather than the whole
-    warehouse. Without ``tables``, or with no previous copy, every table is copied.
+    warehouse.
+
+    ``by_rows`` (the daily build, which changes a little of many large tables) also starts from
+    the previous copy, and brings every table (or those named in ``tables``) up to date by rows
+    (``_sync_rows``). A table that
+    is new, whose definition changed, or whose rows do not match after the sync is copied whole,
+    as is everything when the copy has too much free space left by deleted rows.
+
+    Without either, or with no previous copy, every table is copied: the file then holds no
+    byte of a row the warehouse no longer has, which is why erasure publishes this way.
     """
     import duckdb
 
@@ -47,15 +59,22 @@ def publish_duckdb(
     work = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-publish-"))
     staged = work / target.name
     try:
-        if tables is not None and target.exists():
+        if (tables is not None or by_rows) and target.exists():
             shutil.copyfile(target, staged)
             os.chmod(staged, stat.S_IRUSR | stat.S_IWUSR)
         else:
-            tables = None
+            tables, by_rows = None, False
         with duckdb.connect() as connection:
             connection.execute(f"attach '{duckdb_path}' as cx_source (read_only)")
             connection.execute(f"attach '{staged}' as cx_published")
-            _copy_tables(connection, tables)
+            if by_rows and not _sync_tables(connection, tables):
+                # Too much of the file is free space: start a fresh copy.
+                connection.execute("detach cx_published")
+                staged.unlink()
+                connection.execute(f"attach '{staged}' as cx_published")
+                _copy_tables(connection)
+            elif not by_rows:
+                _copy_tables(connection, tables)
             connection.execute("detach cx_published")
             connection.execute("detach cx_source")
         os.chmod(staged, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
@@ -65,17 +84,111 @@ def publish_duckdb(
     return target
 
 
-def _copy_tables(connection, only: Sequence[str] | None = None) -> None:
-    """Every table of ``cx_source`` outside ``UNPUBLISHED_SCHEMAS`` (or just those named in
-    ``only``, replacing their old copies) into ``cx_published``, with its definition (types,
-    keys, constraints) and rows. Nothing else is written to the copy, so no byte of a left-out
-    table is in the file."""
-    tables = connection.execute(
+def _source_tables(connection) -> list[tuple[str, str, str]]:
+    """(schema, table, definition) of every table of ``cx_source`` that is published."""
+    return connection.execute(
         "select schema_name, table_name, sql from duckdb_tables() "
         "where database_name = 'cx_source' and not temporary "
         "and not list_contains(?, schema_name) order by schema_name, table_name",
         [list(UNPUBLISHED_SCHEMAS)],
     ).fetchall()
+
+
+def _copy_table(connection, schema: str, name: str, definition: str) -> None:
+    """Create ``schema.name`` in ``cx_published`` (current database) from its definition and
+    copy every row from ``cx_source``."""
+    connection.execute(f'create schema if not exists "{schema}"')
+    connection.execute(definition)
+    connection.execute(
+        f'insert into cx_published."{schema}"."{name}" select * from cx_source."{schema}"."{name}"'
+    )
+
+
+# A copy brought up to date by rows is started afresh when more than this share of its blocks
+# is free space (DuckDB reuses free blocks but never shrinks the file).
+MAX_FREE_SHARE = 0.35
+
+
+def _sync_tables(connection, only: Sequence[str] | None = None) -> bool:
+    """Bring ``cx_published`` (a previous copy) up to ``cx_source``, table by table (or just
+    the tables named in ``only``); returns False when the copy should be made afresh."""
+    source = {(schema, name): definition for schema, name, definition in _source_tables(connection)}
+    published = {
+        (schema, name): definition
+        for schema, name, definition in connection.execute(
+            "select schema_name, table_name, sql from duckdb_tables() "
+            "where database_name = 'cx_published'"
+        ).fetchall()
+    }
+    if only is not None:
+        source = {key: value for key, value in source.items() if key[1] in only}
+        published = {key: value for key, value in published.items() if key[1] in only}
+    connection.execute("use cx_published")
+    try:
+        for schema, name in sorted(set(published) - set(source)):
+            connection.execute(f'drop table cx_published."{schema}"."{name}"')
+        for (schema, name), definition in sorted(source.items()):
+            if published.get((schema, name)) == definition and _sync_rows(
+                connection, f'"{schema}"."{name}"'
+            ):
+                continue
+            connection.execute(f'drop table if exists cx_published."{schema}"."{name}"')
+            _copy_table(connection, schema, name, definition)
+    finally:
+        connection.execute("use memory")
+    connection.execute("checkpoint cx_published")
+    free, total = connection.execute(
+        "select free_blocks, total_blocks from pragma_database_size() "
+        "where database_name = 'cx_published'"
+    ).fetchone()
+    return not total or free / total <= MAX_FREE_SHARE
+
+
+def _sync_rows(connection, table: str) -> bool:
+    """Delete from the copy of ``table`` the rows the warehouse no longer holds and insert those
+    it holds anew, rows compared by a 64-bit hash of the whole row: what is written follows the
+    rows that changed, not the table. Returns False when more than half its rows changed (a table rebuilt with new values, e.g. today's features: copying it
+    whole is cheaper and leaves no free space), or when the copy does not end with as many rows
+    as the warehouse (identical rows in different numbers, which a hash set cannot tell apart);
+    the caller then copies the table whole."""
+    source, copy = f"cx_source.{table}", f"cx_published.{table}"
+    for name, relation in (("publish_source", source), ("publish_copy", copy)):
+        connection.execute(
+            f"create or replace temp table {name} as "
+            f"select rowid as row_number, hash(rows) as row_hash from {relation} as rows"
+        )
+    try:
+        connection.execute(
+            "create or replace temp table publish_stale as "
+            "select row_number from publish_copy anti join publish_source using (row_hash)"
+        )
+        stale, rows = connection.execute(
+            "select (select count(*) from publish_stale), (select count(*) from publish_copy)"
+        ).fetchone()
+        if stale * 2 > rows:
+            return False
+        connection.execute(
+            f"delete from {copy} where rowid in (select row_number from publish_stale)"
+        )
+        connection.execute(
+            f"insert into {copy} select * from {source} where rowid in ("
+            "select row_number from publish_source anti join publish_copy using (row_hash))"
+        )
+        counts = connection.execute(
+            f"select (select count(*) from {source}), (select count(*) from {copy})"
+        ).fetchone()
+    finally:
+        for name in ("publish_source", "publish_copy", "publish_stale"):
+            connection.execute(f"drop table if exists {name}")
+    return counts[0] == counts[1]
+
+
+def _copy_tables(connection, only: Sequence[str] | None = None) -> None:
+    """Every table of ``cx_source`` outside ``UNPUBLISHED_SCHEMAS`` (or just those named in
+    ``only``, replacing their old copies) into ``cx_published``, with its definition (types,
+    keys, constraints) and rows. Nothing else is written to the copy, so no byte of a left-out
+    table is in the file."""
+    tables = _source_tables(connection)
     connection.execute("use cx_published")
     try:
         if only is not None:
@@ -83,15 +196,9 @@ def _copy_tables(connection, only: Sequence[str] | None = None) -> None:
             for name in set(only) - {name for _, name, _ in tables}:
                 connection.execute(f'drop table if exists cx_published.main."{name}"')
             tables = [table for table in tables if table[1] in only]
-        for schema in sorted({schema for schema, _, _ in tables}):
-            connection.execute(f'create schema if not exists "{schema}"')
         for schema, name, definition in tables:
             if only is not None:
                 connection.execute(f'drop table if exists cx_published."{schema}"."{name}"')
-            connection.execute(definition)
-            connection.execute(
-                f'insert into cx_published."{schema}"."{name}" '
-                f'select * from cx_source."{schema}"."{name}"'
-            )
+            _copy_table(connection, schema, name, definition)
     finally:
         connection.execute("use memory")

@@ -8,6 +8,7 @@ import shutil
 from datetime import date
 from decimal import Decimal
 
+import pytest
 from warehouse_fixture_lake import (
     EXPECTED_LINKS,
     LEAK_AMOUNT,
@@ -198,7 +199,8 @@ def test_published_copy_is_readable_while_the_pipeline_writes(duckdb_build, tmp_
     assert [p.name for p in target.parent.iterdir()] == ["cx.duckdb"]  # no temp left behind
 
 
-def test_republishing_named_tables_replaces_only_those(duckdb_build, tmp_path):
+@pytest.mark.parametrize("by_rows", [False, True], ids=["whole", "by_rows"])
+def test_republishing_named_tables_replaces_only_those(duckdb_build, tmp_path, by_rows):
     """Scoring and the program cycle republish just the tables they write: those are replaced,
     every other table stays as the last full publish left it, and the copy still has no
     restricted schema."""
@@ -218,7 +220,7 @@ def test_republishing_named_tables_replaces_only_those(duckdb_build, tmp_path):
         con.execute("update ml_scores set p = 0.9")
         con.execute("drop table segment_transitions")
         con.execute("delete from customer_360")  # not named below: must not reach the copy
-    publish_duckdb(live, target, tables=["ml_scores", "segment_transitions"])
+    publish_duckdb(live, target, tables=["ml_scores", "segment_transitions"], by_rows=by_rows)
     with duckdb.connect(str(target), read_only=True) as reader:
         assert reader.execute("select min(p), max(p) from ml_scores").fetchone() == (0.9, 0.9)
         assert reader.execute("select count(*) from customer_360").fetchone() == (6,)
@@ -230,6 +232,99 @@ def test_republishing_named_tables_replaces_only_those(duckdb_build, tmp_path):
     assert "restricted" not in schemas
     assert not target.stat().st_mode & 0o222
     assert [p.name for p in target.parent.iterdir()] == ["cx.duckdb"]
+
+
+def _published_state(path) -> dict:
+    """Every table of a published copy: its definition and its rows, in order."""
+    import duckdb
+
+    with duckdb.connect(str(path), read_only=True) as reader:
+        tables = reader.execute(
+            "select schema_name, table_name, sql from duckdb_tables() order by 1, 2"
+        ).fetchall()
+        return {
+            (schema, name): (
+                definition,
+                reader.execute(f'select * from "{schema}"."{name}" order by all').fetchall(),
+            )
+            for schema, name, definition in tables
+        }
+
+
+def _record_whole_copies(monkeypatch) -> list[str]:
+    """The names of the tables the publish copies whole, as it copies them."""
+    from warehouse import publish
+
+    copied = []
+    copy_table = publish._copy_table
+
+    def recording(connection, schema, name, definition):
+        copied.append(name)
+        copy_table(connection, schema, name, definition)
+
+    monkeypatch.setattr(publish, "_copy_table", recording)
+    return copied
+
+
+def test_publishing_by_rows_equals_a_fresh_copy(duckdb_build, tmp_path, monkeypatch):
+    """The daily publish brings the last copy up to date by rows: changed, deleted and new rows,
+    a new table, a dropped one, a changed definition, a table whose rows all changed and a table
+    of identical rows whose count changed all end as a fresh copy would, and only the tables
+    that need it are copied whole."""
+    import duckdb
+
+    from warehouse import publish
+
+    live = tmp_path / "live" / "cx.duckdb"
+    live.parent.mkdir()
+    shutil.copyfile(duckdb_build.settings.duckdb_path, live)
+    with duckdb.connect(str(live)) as con:
+        con.execute("create table repeated as select 1 as n from range(3)")
+        con.execute("create table leaving as select 1 as n")
+        con.execute("create table rebuilt as select range as n from range(4)")
+    target = tmp_path / "published" / "cx.duckdb"
+    publish.publish_duckdb(live, target)
+    with duckdb.connect(str(live)) as con:
+        con.execute(
+            "update fct_transactions set amount = amount + 1 where transaction_id = "
+            "(select min(transaction_id) from fct_transactions)"
+        )
+        con.execute(
+            "delete from customer_360 where member_id = (select min(member_id) from customer_360)"
+        )
+        con.execute(
+            "insert into dim_members select * replace ('NEW' as member_id) from dim_members limit 1"
+        )
+        con.execute("insert into repeated values (1)")
+        con.execute("update rebuilt set n = n + 10")
+        con.execute("drop table leaving")
+        con.execute("create table arriving as select 2 as n")
+        con.execute("alter table mart_call_center_kpis add column note varchar")
+    copied = _record_whole_copies(monkeypatch)
+    publish.publish_duckdb(live, target, by_rows=True)
+    assert sorted(copied) == ["arriving", "mart_call_center_kpis", "rebuilt", "repeated"]
+    fresh = publish.publish_duckdb(live, tmp_path / "fresh" / "cx.duckdb")
+    synced = _published_state(target)
+    assert synced == _published_state(fresh)
+    assert ("main", "leaving") not in synced and ("main", "arriving") in synced
+    assert not any(schema == "restricted" for schema, _ in synced)
+    assert not target.stat().st_mode & 0o222
+    assert [p.name for p in target.parent.iterdir()] == ["cx.duckdb"]
+
+
+def test_a_copy_with_too_much_free_space_is_published_afresh(duckdb_build, tmp_path, monkeypatch):
+    from warehouse import publish
+
+    target = tmp_path / "published" / "cx.duckdb"
+    publish.publish_duckdb(duckdb_build.settings.duckdb_path, target)
+    monkeypatch.setattr(publish, "MAX_FREE_SHARE", -1.0)
+    copied = _record_whole_copies(monkeypatch)
+    publish.publish_duckdb(duckdb_build.settings.duckdb_path, target, by_rows=True)
+    fresh = publish.publish_duckdb(
+        duckdb_build.settings.duckdb_path, tmp_path / "fresh" / "cx.duckdb"
+    )
+    assert "customer_360" in copied
+    assert _published_state(target) == _published_state(fresh)
 
 
 def test_docs_site_documents_the_marts(duckdb_build, tmp_path):

@@ -3,6 +3,7 @@ data folder, then the published copy analysts read."""
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 
 import duckdb
@@ -11,7 +12,20 @@ import pytest
 pytestmark = pytest.mark.integration
 
 
-def test_per_model_tasks_build_and_publish_the_warehouse(fixture_lake, tmp_path, monkeypatch):
+@pytest.fixture
+def restored_environment():
+    """Cosmos copies each task's dbt environment into os.environ (for OpenLineage, in
+    cosmos/operators/local.py) and leaves it there. A task runs in a process of its own in
+    Airflow; in this test's process, later tests would read this test's warehouse path."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+def test_per_model_tasks_build_and_publish_the_warehouse(
+    fixture_lake, tmp_path, monkeypatch, restored_environment
+):
     from pipeline.run import load_dag, migrate_airflow_db, run_dag
 
     data = tmp_path / "data"
