@@ -138,7 +138,7 @@ def recently_contacted(history: pd.DataFrame, on: date, days: int) -> set[str]:
     dates = pd.to_datetime(history["cycle_date"]).dt.date
     since = on - timedelta(days=days)
     treated = history[(history["assignment_group"] == "treatment") & (dates > since) & (dates < on)]
-    return set(treated["member_id"])
+    return set(treated["member_id"].to_numpy(dtype=object))
 
 
 def held_controls(history: pd.DataFrame, on: date) -> set[str]:
@@ -148,7 +148,7 @@ def held_controls(history: pd.DataFrame, on: date) -> set[str]:
     dates = pd.to_datetime(history["cycle_date"])
     ends = dates + pd.to_timedelta(history["response_window_days"].astype(int), unit="D")
     open_ = (history["assignment_group"] == "control") & (dates.dt.date < on) & (ends.dt.date >= on)
-    return set(history.loc[open_, "member_id"])
+    return set(history.loc[open_, "member_id"].to_numpy(dtype=object))
 
 
 def select(
@@ -164,6 +164,9 @@ def select(
     opted_in = open_members["marketing_opt_in"].fillna(False).astype(bool)
     held = held_controls(history, on)
     taken: set[str] = set()
+    # As Python objects: an Arrow-backed string column's isin turns every value of the set into
+    # an Arrow scalar first, 1.1 s a call at a million members with a year of history.
+    ids = open_members["member_id"].astype(object)
     rows: list[pd.DataFrame] = []
     funnel: dict[str, dict[str, int]] = {}
     for program in sorted(programs, key=lambda p: p.priority):
@@ -175,7 +178,6 @@ def select(
             keep &= opted_in
         else:
             counts["not_opted_in"] = 0
-        ids = open_members["member_id"]
         contacted = ids.isin(recently_contacted(history, on, program.exclude_contacted_within_days))
         counts["contacted_recently"] = int((keep & contacted).sum())
         keep &= ~contacted
