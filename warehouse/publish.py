@@ -45,9 +45,9 @@ def publish_duckdb(
 
     ``by_rows`` (the daily build, which changes a little of many large tables) also starts from
     the previous copy, and brings every table (or those named in ``tables``) up to date by rows
-    (``_sync_rows``). A table that
-    is new, whose definition changed, or whose rows do not match after the sync is copied whole,
-    as is everything when the copy has too much free space left by deleted rows.
+    (``_sync_rows``). A table that is new, whose definition changed, or whose rows do not match
+    after the sync is copied whole, as is everything when the copy has too much free space left
+    by deleted rows.
 
     Without either, or with no previous copy, every table is copied: the file then holds no
     byte of a row the warehouse no longer has, which is why erasure publishes this way.
@@ -84,13 +84,14 @@ def publish_duckdb(
     return target
 
 
-def _source_tables(connection) -> list[tuple[str, str, str]]:
-    """(schema, table, definition) of every table of ``cx_source`` that is published."""
+def _tables(connection, database: str = "cx_source") -> list[tuple[str, str, str]]:
+    """(schema, table, definition) of every table of ``database`` outside
+    ``UNPUBLISHED_SCHEMAS``: the source's tables to publish, or the copy's published ones."""
     return connection.execute(
         "select schema_name, table_name, sql from duckdb_tables() "
-        "where database_name = 'cx_source' and not temporary "
+        "where database_name = ? and not temporary "
         "and not list_contains(?, schema_name) order by schema_name, table_name",
-        [list(UNPUBLISHED_SCHEMAS)],
+        [database, list(UNPUBLISHED_SCHEMAS)],
     ).fetchall()
 
 
@@ -112,13 +113,10 @@ MAX_FREE_SHARE = 0.35
 def _sync_tables(connection, only: Sequence[str] | None = None) -> bool:
     """Bring ``cx_published`` (a previous copy) up to ``cx_source``, table by table (or just
     the tables named in ``only``); returns False when the copy should be made afresh."""
-    source = {(schema, name): definition for schema, name, definition in _source_tables(connection)}
+    source = {(schema, name): definition for schema, name, definition in _tables(connection)}
     published = {
         (schema, name): definition
-        for schema, name, definition in connection.execute(
-            "select schema_name, table_name, sql from duckdb_tables() "
-            "where database_name = 'cx_published'"
-        ).fetchall()
+        for schema, name, definition in _tables(connection, "cx_published")
     }
     if only is not None:
         source = {key: value for key, value in source.items() if key[1] in only}
@@ -147,9 +145,9 @@ def _sync_tables(connection, only: Sequence[str] | None = None) -> bool:
 def _sync_rows(connection, table: str) -> bool:
     """Delete from the copy of ``table`` the rows the warehouse no longer holds and insert those
     it holds anew, rows compared by a 64-bit hash of the whole row: what is written follows the
-    rows that changed, not the table. Returns False when more than half its rows changed (a table rebuilt with new values, e.g. today's features: copying it
-    whole is cheaper and leaves no free space), or when the copy does not end with as many rows
-    as the warehouse (identical rows in different numbers, which a hash set cannot tell apart);
+    rows that changed, not the table. Returns False when more than half its rows changed (a
+    table rebuilt with new values, e.g. today's features: copying it whole is cheaper and leaves
+    no free space), or when the copy does not end with as many rows as the warehouse (identical rows in different numbers, which a hash set cannot tell apart);
     the caller then copies the table whole."""
     source, copy = f"cx_source.{table}", f"cx_published.{table}"
     for name, relation in (("publish_source", source), ("publish_copy", copy)):
@@ -188,7 +186,7 @@ def _copy_tables(connection, only: Sequence[str] | None = None) -> None:
     ``only``, replacing their old copies) into ``cx_published``, with its definition (types,
     keys, constraints) and rows. Nothing else is written to the copy, so no byte of a left-out
     table is in the file."""
-    tables = _source_tables(connection)
+    tables = _tables(connection)
     connection.execute("use cx_published")
     try:
         if only is not None:

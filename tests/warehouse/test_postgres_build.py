@@ -75,13 +75,22 @@ def test_loader_skips_unchanged_files_and_replaces_changed_ones(
     assert load_lake(lake, postgres_database).loaded == [f"transactions/{changed.name}"]
 
 
+def _change_and_run(build, connection, update, parameters, model):
+    """Apply one update to the PostgreSQL warehouse, then run ``model`` incrementally."""
+    from warehouse import dbt_runner
+
+    with connection.cursor() as cursor:
+        cursor.execute(update, parameters)
+    connection.commit()
+    dbt_runner.run(build.settings, target="postgres", select=[model], target_path=build.target_path)
+
+
 def test_point_in_time_features_follow_a_changed_member_on_postgres(
     postgres_build, postgres_connection, duckdb_connection
 ):
     """The incremental path's temporary tables and deletes in PostgreSQL: one member's spend
     changes on one day and reaches exactly their rows at the cutoffs after it; changed back,
     the table is as the build left it."""
-    from warehouse import dbt_runner
 
     rows = (
         "select member_cutoff_id, spend_365d, member_inputs_hash from analytics.member_features_pit"
@@ -94,18 +103,13 @@ def test_point_in_time_features_follow_a_changed_member_on_postgres(
     ).fetchone()
 
     def change_spend_and_run(amount):
-        with postgres_connection.cursor() as cursor:
-            cursor.execute(
-                "update analytics.fct_member_daily set spend_amount = spend_amount + %s "
-                "where member_id = %s and activity_date = %s",
-                (amount, member_id, day),
-            )
-        postgres_connection.commit()
-        dbt_runner.run(
-            postgres_build.settings,
-            target="postgres",
-            select=["member_features_pit"],
-            target_path=postgres_build.target_path,
+        _change_and_run(
+            postgres_build,
+            postgres_connection,
+            "update analytics.fct_member_daily set spend_amount = spend_amount + %s "
+            "where member_id = %s and activity_date = %s",
+            (amount, member_id, day),
+            "member_features_pit",
         )
         return dict((key, rest) for key, *rest in fetch(postgres_connection, rows))
 
@@ -127,7 +131,6 @@ def test_member_daily_follows_a_changed_transaction_on_postgres(
     """The incremental path's temporary table, XOR and delete in PostgreSQL: one transaction's
     amount changes and reaches exactly its member's day; changed back, the table is as the build
     left it."""
-    from warehouse import dbt_runner
 
     rows = (
         "select member_id, activity_date, spend_amount, inputs_hash "
@@ -141,18 +144,12 @@ def test_member_daily_follows_a_changed_transaction_on_postgres(
     )[0]
 
     def change_amount_and_run(amount):
-        with postgres_connection.cursor() as cursor:
-            cursor.execute(
-                "update analytics.fct_transactions set amount = amount + %s "
-                "where transaction_id = %s",
-                (amount, transaction_id),
-            )
-        postgres_connection.commit()
-        dbt_runner.run(
-            postgres_build.settings,
-            target="postgres",
-            select=["fct_member_daily"],
-            target_path=postgres_build.target_path,
+        _change_and_run(
+            postgres_build,
+            postgres_connection,
+            "update analytics.fct_transactions set amount = amount + %s where transaction_id = %s",
+            (amount, transaction_id),
+            "fct_member_daily",
         )
         return fetch(postgres_connection, rows)
 
