@@ -5,7 +5,8 @@ DuckDB lets one process write a file; analysts reading the live file would block
 into place with ``os.replace``, so a reader opens either the old copy or the new one, whole.
 
 The copy holds the warehouse's tables except the ``restricted`` schema (contact details, which
-only the program exports read, from the live file), and no views: the views are dbt's staging
+only the program exports read, from the live file) and the ``cx_state`` schema (the dbt models'
+bookkeeping, such as which lake files they have read), and no views: the views are dbt's staging
 layer, which reads the raw lake, identifiers included, rather than a snapshot.
 """
 
@@ -19,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 # Schemas left out of the analysts' copy.
-UNPUBLISHED_SCHEMAS = ("restricted",)
+UNPUBLISHED_SCHEMAS = ("restricted", "cx_state")
 
 
 def published_path(duckdb_path: Path) -> Path:

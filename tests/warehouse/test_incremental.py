@@ -290,6 +290,145 @@ def test_member_daily_written_before_its_hashes_is_rewritten_whole(tmp_path, duc
         assert upgraded == con.execute(query).fetchall()
 
 
+TRANSACTION_MARKER = -7
+TRANSACTIONS = ["stg_loyalty__transactions", "fct_transactions"]
+TRANSACTION_ROWS = "select * from fct_transactions order by transaction_id"
+
+
+def _marked_keys(con) -> set[str]:
+    return {
+        row[0]
+        for row in con.execute(
+            "select transaction_id from fct_transactions where points_earned = ?",
+            [TRANSACTION_MARKER],
+        ).fetchall()
+    }
+
+
+def _land_transactions(folder, interval, rows):
+    """A new partition of ``rows`` (dicts over the columns of landing C's file) for ``interval``."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from warehouse_fixture_lake import INTERVALS, _partition_name
+
+    schema = pq.read_schema(folder / _partition_name(INTERVALS["C"]))
+    template = pq.read_table(folder / _partition_name(INTERVALS["C"])).to_pylist()[0]
+    records = [
+        {
+            **template,
+            **row,
+            "_source_file": "transactions-D.export",
+            "_source_row": index,
+            "_interval_start": interval[0],
+            "_interval_end": interval[1],
+        }
+        for index, row in enumerate(rows, start=1)
+    ]
+    pq.write_table(pa.Table.from_pylist(records, schema=schema), folder / _partition_name(interval))
+
+
+def test_transactions_reread_only_the_keys_of_new_lake_files(tmp_path, duckdb_build):
+    """fct_transactions reads again only the transactions of lake files it has not read as they
+    are: a marker planted in every row survives a run with no new file, and a new landing plus
+    a rewritten partition rewrite exactly their transactions, as a full refresh would. A
+    warehouse without the ledger, or a ledger from another definition, compares every row."""
+    import os
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    import duckdb
+    from warehouse_fixture_lake import INTERVALS, _partition_name
+
+    from warehouse import dbt_runner
+
+    settings = _copy_warehouse(tmp_path / "incremental", duckdb_build)
+    write_lake(settings.lake_dir)
+    target_path = tmp_path / "dbt-target"
+
+    def run(full_refresh=False, on=settings):
+        dbt_runner.run(
+            on,
+            target="duckdb",
+            select=TRANSACTIONS,
+            full_refresh=full_refresh,
+            target_path=target_path,
+        )
+
+    def mark(statement="update fct_transactions set points_earned = ?"):
+        with duckdb.connect(str(settings.duckdb_path)) as con:
+            con.execute(statement, [TRANSACTION_MARKER])
+            return {
+                row[0]
+                for row in con.execute("select transaction_id from fct_transactions").fetchall()
+            }
+
+    def marked():
+        with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:
+            return _marked_keys(con)
+
+    # A warehouse from before the ledger: every row is compared, so every marker goes.
+    with duckdb.connect(str(settings.duckdb_path)) as con:
+        con.execute("drop schema cx_state cascade")
+    mark()
+    run()
+    assert marked() == set()
+    with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:
+        ledger = con.execute(
+            "select model, file from cx_state.lake_files_read order by file"
+        ).fetchall()
+    folder = settings.lake_dir / "raw" / "loyalty" / "transactions"
+    assert ledger == [
+        ("fct_transactions", str(folder / _partition_name(INTERVALS[landing]))) for landing in "ABC"
+    ]
+
+    # No file is new: nothing is read again, the markers stay.
+    every = mark()
+    run()
+    assert marked() == every
+
+    # A new landing (a later version of T1, a new transaction) and a partition rewritten as it
+    # was (landing B: T2, T8, T9) are read again; nothing else is.
+    day = (datetime(2024, 4, 2, tzinfo=UTC), datetime(2024, 4, 3, tzinfo=UTC))
+    _land_transactions(
+        folder,
+        day,
+        [
+            {"transaction_id": "T1", "member_id": "M1", "amount": Decimal("55.00")},
+            {"transaction_id": "T-NEW", "member_id": "M2"},
+        ],
+    )
+    rewritten = folder / _partition_name(INTERVALS["B"])
+    modified = rewritten.stat().st_mtime_ns + 1_000_000_000
+    os.utime(rewritten, ns=(modified, modified))
+    run()
+    reread = {"T1", "T-NEW", "T2", "T8", "T9"}
+    assert marked() == every - reread
+
+    # A full refresh on the same lake, from the built warehouse.
+    _copy_warehouse(tmp_path / "full", duckdb_build)
+    full = fixture_settings(tmp_path / "full", settings.lake_dir)
+    run(full_refresh=True, on=full)
+    with duckdb.connect(str(full.duckdb_path)) as con:
+        con.execute(
+            "update fct_transactions set points_earned = ? "
+            "where transaction_id not in (select unnest(?))",
+            [TRANSACTION_MARKER, sorted(reread)],
+        )
+        expected = con.execute(TRANSACTION_ROWS).fetchall()
+    with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:
+        assert con.execute(TRANSACTION_ROWS).fetchall() == expected
+        assert con.execute(
+            "select amount from fct_transactions where transaction_id = 'T1'"
+        ).fetchone() == (Decimal("55.00"),)
+
+    # A ledger written by another definition of the model: every file is read again.
+    mark()
+    with duckdb.connect(str(settings.duckdb_path)) as con:
+        con.execute("update cx_state.lake_files_read set definition = 'an older definition'")
+    run()
+    assert marked() == set()
+
+
 def test_point_in_time_features_in_batches_equal_one_statement(tmp_path, duckdb_build):
     """A full refresh one cutoff per statement (the model writes the first, its post-hook the
     rest) gives the same table as one statement for every cutoff."""
