@@ -83,9 +83,10 @@ class ReportData:
 # Reading
 
 
-_SCORES = """
-    select *
-    from ml_scores
+# One row per member and score date: when the models scored a date twice, the latest models'
+# row. The report reads the latest two dates' rows and the counts per date, never the whole
+# score history (ml_scores keeps every date).
+_LATEST_MODELS = """
     qualify row_number() over (
         partition by score_date, member_id
         order by try_cast(churn_model_version as integer) desc nulls last,
@@ -93,6 +94,20 @@ _SCORES = """
             model_version desc
     ) = 1
 """
+
+_SEGMENTS_PER_DATE = f"""
+    select score_date, predicted_segment, count(*) as members
+    from (select score_date, predicted_segment from ml_scores {_LATEST_MODELS})
+    where predicted_segment is not null
+    group by score_date, predicted_segment
+    order by score_date, predicted_segment
+"""
+
+
+def _scores_on(con, day: date, columns: str = "*") -> pd.DataFrame:
+    return con.execute(
+        f"select {columns} from ml_scores where score_date = ? {_LATEST_MODELS}", [day]
+    ).fetchdf()
 
 
 def _table(con, name: str) -> bool:
@@ -130,7 +145,9 @@ def _reasons(current: pd.DataFrame) -> pd.DataFrame:
     stacked = current.melt(
         id_vars="member_id", value_vars=["reason_1", "reason_2", "reason_3"], value_name="reason"
     ).dropna(subset=["reason"])
-    stacked["reason"] = stacked["reason"].map(reason_kind)
+    # Reasons repeat across members: each distinct sentence is matched once.
+    kinds = {reason: reason_kind(reason) for reason in stacked["reason"].unique()}
+    stacked["reason"] = stacked["reason"].map(kinds)
     counts = stacked.drop_duplicates(["member_id", "reason"]).groupby("reason").size()
     counts = counts.rename("members").reset_index()
     return counts.sort_values(["members", "reason"], ascending=[False, True], ignore_index=True)
@@ -140,18 +157,23 @@ def gather(con, exports_dir: Path | None = None) -> ReportData:
     """Read the report's data from a (read-only) warehouse connection."""
     from programs.exports import read_manifest
 
-    scores = con.execute(_SCORES).fetchdf()
-    as_of = scores["score_date"].max()
-    as_of = pd.Timestamp(as_of).date()
-    current = scores[pd.to_datetime(scores["score_date"]).dt.date == as_of]
+    dates = [
+        row[0]
+        for row in con.execute(
+            "select distinct score_date from ml_scores order by score_date"
+        ).fetchall()
+    ]
+    if not dates:
+        raise ValueError("ml_scores holds no scores: score the members before the report")
+    as_of = dates[-1]
+    current = _scores_on(con, as_of)
     tiers = con.execute("select member_id, tier from customer_360").fetchdf()
     current = current.merge(tiers, on="member_id", how="left")
-    dates = sorted(pd.to_datetime(scores["score_date"]).dt.date.unique())
     predicted = pd.DataFrame(columns=["from_segment", "to_segment", "members"])
     transition_dates = None
     if len(dates) >= 2:
-        before = scores[pd.to_datetime(scores["score_date"]).dt.date == dates[-2]]
-        moved = before[["member_id", "predicted_segment"]].merge(
+        before = _scores_on(con, dates[-2], "member_id, predicted_segment")
+        moved = before.merge(
             current[["member_id", "predicted_segment"]], on="member_id", suffixes=("_a", "_b")
         )
         predicted = (
@@ -192,10 +214,7 @@ def gather(con, exports_dir: Path | None = None) -> ReportData:
         as_of=as_of,
         model_version=str(current["model_version"].iloc[0]),
         members_scored=len(current),
-        predicted_segments=scores.groupby(["score_date", "predicted_segment"])
-        .size()
-        .rename("members")
-        .reset_index(),
+        predicted_segments=con.execute(_SEGMENTS_PER_DATE).fetchdf(),
         measured_segments=monthly,
         predicted_transitions=predicted,
         measured_transitions=measured_transitions,

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from config.settings import REPO_ROOT
+from ml.labels import EMOTION_ITEMS
 from programs import report
 
 EXPECTED_CHARTS = {
@@ -51,6 +52,93 @@ def test_reasons_are_counted_by_kind():
         "Called back about the same issue"
     )
     assert report.reason_kind("something new 12 times") == "something new # times"
+
+
+def _scores_warehouse(rows):
+    """An in-memory warehouse with ``ml_scores`` rows (member, date, churn and segment model
+    versions, segment, reason_1) and every member in ``customer_360``."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute(
+        "create table ml_scores (member_id varchar, score_date date, model_version varchar, "
+        "churn_model_version varchar, segment_model_version varchar, churn_probability double, "
+        "is_lapsed boolean, risk_band varchar, predicted_segment varchar, "
+        "segment_probability double, reason_1 varchar, reason_2 varchar, reason_3 varchar)"
+    )
+    for member, day, churn, segment_version, segment, reason in rows:
+        con.execute(
+            "insert into ml_scores values (?, ?, ?, ?, ?, 0.5, false, 'medium', ?, 0.6, ?, "
+            "null, null)",
+            [
+                member,
+                day,
+                f"cx_churn/{churn}+cx_segment/{segment_version}",
+                str(churn),
+                str(segment_version),
+                segment,
+                reason,
+            ],
+        )
+    con.execute(
+        "create table customer_360 as select distinct member_id, 'gold' as tier from ml_scores"
+    )
+    emotions = ", ".join(f"{item} double" for item in EMOTION_ITEMS)
+    con.execute(
+        "create table fct_survey_responses (response_id varchar, member_id varchar, "
+        f"survey_type varchar, submitted_at timestamp, nps_score integer, {emotions})"
+    )
+    return con
+
+
+def test_the_report_reads_the_latest_models_row_of_each_member_and_date():
+    """Counts per date, the latest date's members and the moves from the date before take one
+    row per member and date, the latest models' when a date was scored twice."""
+    may, june, july = date(2026, 5, 31), date(2026, 6, 30), date(2026, 7, 31)
+    con = _scores_warehouse(
+        [
+            ("A", may, 1, 1, "Engaged", None),
+            ("B", may, 1, 1, "Engaged", None),
+            ("A", june, 1, 1, "Engaged", None),
+            ("B", june, 1, 1, "Swing", None),
+            ("A", july, 1, 1, "Engaged", "no purchase in 211 days"),
+            ("A", july, 2, 1, "Disengaged", "no purchase in 95 days"),  # rescored, churn v2
+            ("B", july, 1, 2, "Swing", "NPS fell from 9 to 3"),
+            ("B", july, 1, 1, "Disengaged", "no purchase in 40 days"),  # older segment model
+            ("C", july, 1, 1, "Engaged", None),
+        ]
+    )
+    data = report.gather(con)
+    assert data.as_of == july and data.members_scored == 3
+    assert data.transition_dates == (june.isoformat(), july.isoformat())
+    counts = {
+        (pd.Timestamp(row.score_date).date(), row.predicted_segment): row.members
+        for row in data.predicted_segments.itertuples()
+    }
+    assert counts == {
+        (may, "Engaged"): 2,
+        (june, "Engaged"): 1,
+        (june, "Swing"): 1,
+        (july, "Disengaged"): 1,
+        (july, "Swing"): 1,
+        (july, "Engaged"): 1,
+    }
+    moves = {
+        (row.from_segment, row.to_segment): row.members
+        for row in data.predicted_transitions.itertuples()
+    }
+    assert moves == {("Engaged", "Disengaged"): 1, ("Swing", "Swing"): 1}
+    assert dict(zip(data.reasons["reason"], data.reasons["members"], strict=True)) == {
+        "Long time since the last purchase": 1,
+        "NPS fell": 1,
+    }
+    assert set(data.risk["tier"]) == {"gold"}
+
+
+def test_a_report_without_scores_says_what_to_run():
+    con = _scores_warehouse([])
+    with pytest.raises(ValueError, match="ml_scores holds no scores"):
+        report.gather(con)
 
 
 def test_a_first_run_renders_with_empty_sections():
