@@ -216,7 +216,7 @@ ENV_VARS = {
     "CX_PG_DBNAME": "PostgreSQL warehouse database; default cx",
     "CX_PG_SCHEMA": "PostgreSQL schema the marts are built in; default analytics",
     "CX_DUCKDB_PATH": "DuckDB warehouse file; default $CX_DATA_DIR/warehouse/cx.duckdb",
-    "CX_DUCKDB_MEMORY_LIMIT": "memory DuckDB may use while dbt builds the warehouse, e.g. 4GB or 512MB; default 4GB (it spills to disk past it)",
+    "CX_DUCKDB_MEMORY_LIMIT": "memory DuckDB may use while dbt builds the warehouse and while the analysts' copy is published, e.g. 4GB or 512MB; default 4GB (it spills to disk past it)",
     "CX_BAD_ROW_THRESHOLD": "share of bad rows (0-1) above which a landing fails; default 0.05",
     "CX_LATE_LOOKBACK_DAYS": "days re-read for late rows when a table has no recorded-at watermark; default 3",
     "CX_MLFLOW_TRACKING_URI": "MLflow tracking URI; default a SQLite store under $CX_DATA_DIR/mlflow",

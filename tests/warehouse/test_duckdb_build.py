@@ -301,15 +301,28 @@ def test_publishing_by_rows_equals_a_fresh_copy(duckdb_build, tmp_path, monkeypa
         con.execute("create table arriving as select 2 as n")
         con.execute("alter table mart_call_center_kpis add column note varchar")
     copied = _record_whole_copies(monkeypatch)
-    publish.publish_duckdb(live, target, by_rows=True)
+    publish.publish_duckdb(live, target, by_rows=True, memory_limit="64MB")
     assert sorted(copied) == ["arriving", "mart_call_center_kpis", "rebuilt", "repeated"]
     fresh = publish.publish_duckdb(live, tmp_path / "fresh" / "cx.duckdb")
     synced = _published_state(target)
     assert synced == _published_state(fresh)
     assert ("main", "leaving") not in synced and ("main", "arriving") in synced
-    assert not any(schema == "restricted" for schema, _ in synced)
+    # Contact details and the models' bookkeeping (the lake files they read) stay out.
+    with duckdb.connect(str(live), read_only=True) as con:
+        assert con.execute("select count(*) from cx_state.lake_files_read").fetchone()[0] > 0
+    assert not any(schema in ("restricted", "cx_state") for schema, _ in synced)
     assert not target.stat().st_mode & 0o222
     assert [p.name for p in target.parent.iterdir()] == ["cx.duckdb"]
+
+
+def test_the_copy_is_held_to_the_memory_limit(tmp_path):
+    from warehouse import publish
+
+    with publish._connect("64MB", tmp_path / "spill") as con:
+        limit, spill = con.execute(
+            "select current_setting('memory_limit'), current_setting('temp_directory')"
+        ).fetchone()
+    assert limit == "61.0 MiB" and spill == str(tmp_path / "spill")
 
 
 def test_a_copy_with_too_much_free_space_is_published_afresh(duckdb_build, tmp_path, monkeypatch):
