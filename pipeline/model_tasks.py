@@ -92,11 +92,6 @@ def score_members() -> dict:
     summary = score(settings.duckdb_path, settings.mlflow_tracking_uri)
     # ml_scores keeps every day's scores: by rows, only the day's are written into the copy.
     summary["published"] = str(
-        publish_duckdb(
-            settings.duckdb_path,
-            tables=SCORING_TABLES,
-            by_rows=True,
-            memory_limit=settings.duckdb_memory_limit,
-        )
+        publish_duckdb(settings.duckdb_path, tables=SCORING_TABLES, by_rows=True)
     )
     return summary

@@ -34,8 +34,4 @@ def publish() -> str:
     # When the dbt tasks ran in this process (dag.test), dbt-duckdb still holds the file.
     release_duckdb()
     # A day changes a little of many large tables: bring the last copy up to date by rows.
-    return str(
-        publish_duckdb(
-            settings.duckdb_path, by_rows=True, memory_limit=settings.duckdb_memory_limit
-        )
-    )
+    return str(publish_duckdb(settings.duckdb_path, by_rows=True))

@@ -292,7 +292,7 @@ def erase_from_duckdb(
     if any(place.startswith("duckdb:") for place in report.removed):
         compact_duckdb(path)
     if path.exists() and (published_path(path).exists() or report.removed):
-        report.published = str(publish_duckdb(path, memory_limit=settings.duckdb_memory_limit))
+        report.published = str(publish_duckdb(path))
 
 
 def compact_duckdb(path: Path) -> None:

@@ -172,14 +172,7 @@ def publish(settings: Settings) -> str:
     """Step 4: refresh the read-only copy analysts query (``warehouse/published/``)."""
     from warehouse.publish import publish_duckdb
 
-    return str(
-        publish_duckdb(
-            settings.duckdb_path,
-            tables=store.PUBLISHED_TABLES,
-            by_rows=True,
-            memory_limit=settings.duckdb_memory_limit,
-        )
-    )
+    return str(publish_duckdb(settings.duckdb_path, tables=store.PUBLISHED_TABLES, by_rows=True))
 
 
 def report(settings: Settings) -> dict:

@@ -29,11 +29,7 @@ def build_warehouse(
         from warehouse.publish import publish_duckdb
 
         # Up to date by rows from the last copy; a full refresh makes a fresh copy.
-        publish_duckdb(
-            settings.duckdb_path,
-            by_rows=not full_refresh,
-            memory_limit=settings.duckdb_memory_limit,
-        )
+        publish_duckdb(settings.duckdb_path, by_rows=not full_refresh)
     return result
 
 
@@ -110,5 +106,5 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "publish":
         from warehouse.publish import publish_duckdb
 
-        print(publish_duckdb(settings.duckdb_path, memory_limit=settings.duckdb_memory_limit))
+        print(publish_duckdb(settings.duckdb_path))
     return 0

@@ -54,10 +54,15 @@ def publish_duckdb(
     Without either, or with no previous copy, every table is copied: the file then holds no
     byte of a row the warehouse no longer has, which is why erasure publishes this way.
 
-    ``memory_limit`` (DuckDB's notation, ``4GB``; callers pass ``CX_DUCKDB_MEMORY_LIMIT``)
-    bounds the copy's memory; past it DuckDB spills to the staging folder. Unbounded, DuckDB may
-    take 80% of the machine: the sync by rows took 7.6 GB at 1M members.
+    ``memory_limit`` (DuckDB's notation, ``4GB``; by default the setting
+    ``CX_DUCKDB_MEMORY_LIMIT``) bounds the copy's memory; past it DuckDB spills to the staging
+    folder. Unbounded, DuckDB may take 80% of the machine: the sync by rows took 7.6 GB at 1M
+    members.
     """
+    if memory_limit is None:
+        from config import load_settings
+
+        memory_limit = load_settings().duckdb_memory_limit
     target = target or published_path(duckdb_path)
     target.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-publish-"))
