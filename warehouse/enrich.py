@@ -52,30 +52,51 @@ def sentiment_label(compound: float) -> str:
 
 
 def score_partition(source: Path, analyzer=None) -> pa.Table:
-    """The sentiment rows of one survey partition (responses without a comment are left out)."""
+    """The sentiment rows of one survey partition (responses without a comment are left out).
+
+    Each distinct comment (after trimming) is scored once: VADER is a Python loop over words,
+    and short comments ("Great service, thank you") come back many times.
+    """
+    import pyarrow.compute as pc
     from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
     analyzer = analyzer or SentimentIntensityAnalyzer()
-    wanted = ["response_id", "comment", "_interval_end"]
     present = set(pq.read_schema(source).names)
-    table = pq.read_table(source, columns=[name for name in wanted if name in present])
-    rows = table.to_pylist()
-    out = []
-    for row in rows:
-        comment = (row.get("comment") or "").strip()
-        if not comment or row.get("response_id") is None:
-            continue
-        compound = float(analyzer.polarity_scores(comment)["compound"])
-        out.append(
-            {
-                "response_id": row["response_id"],
-                "comment_sentiment": compound,
-                "comment_sentiment_label": sentiment_label(compound),
-                "_source_file": source.name,
-                "_interval_end": row.get("_interval_end"),
-            }
-        )
-    return pa.Table.from_pylist(out, schema=OUTPUT_SCHEMA)
+    table = pq.read_table(
+        source,
+        columns=[name for name in ("response_id", "comment", "_interval_end") if name in present],
+    )
+    rows = table.num_rows
+    comments = (
+        pc.utf8_trim_whitespace(table["comment"].combine_chunks().cast(pa.string()))
+        if "comment" in present
+        else pa.nulls(rows, pa.string())
+    )
+    keep = pc.and_(pc.is_valid(table["response_id"]), pc.greater(pc.utf8_length(comments), 0))
+    keep = pc.fill_null(keep, False).combine_chunks()
+    comments = pc.filter(comments, keep)
+    encoded = pc.dictionary_encode(comments)
+    compounds = [
+        float(analyzer.polarity_scores(comment)["compound"])
+        for comment in encoded.dictionary.to_pylist()
+    ]
+    labels = [sentiment_label(compound) for compound in compounds]
+    kept = int(pc.sum(keep).as_py() or 0)
+    interval_end = (
+        pc.filter(table["_interval_end"], keep).combine_chunks()
+        if "_interval_end" in present
+        else pa.nulls(kept, OUTPUT_SCHEMA.field("_interval_end").type)
+    )
+    return pa.Table.from_arrays(
+        [
+            pc.filter(table["response_id"], keep).combine_chunks().cast(pa.string()),
+            pc.take(pa.array(compounds, pa.float64()), encoded.indices),
+            pc.take(pa.array(labels, pa.string()), encoded.indices),
+            pa.array([source.name] * kept, pa.string()),
+            interval_end.cast(OUTPUT_SCHEMA.field("_interval_end").type),
+        ],
+        schema=OUTPUT_SCHEMA,
+    )
 
 
 def write_atomic(table: pa.Table, final: Path, compression: str = "snappy") -> None:

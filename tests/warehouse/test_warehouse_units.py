@@ -54,6 +54,53 @@ def test_enrichment_scores_comments_and_skips_fresh_partitions(fixture_lake, tmp
     assert all(-1 <= row["comment_sentiment"] <= 1 for row in scored)
 
 
+def test_sentiment_scores_each_distinct_comment_once(tmp_path):
+    from datetime import UTC, datetime
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    from warehouse.enrich import score_partition
+
+    class Counting(SentimentIntensityAnalyzer):
+        calls: list[str] = []
+
+        def polarity_scores(self, text):
+            self.calls.append(text)
+            return super().polarity_scores(text)
+
+    landed = datetime(2026, 7, 2, tzinfo=UTC)
+    comments = ["Great service!", "  Great service!", "Awful wait.", None, "   ", "Great service!"]
+    source = tmp_path / "interval=20260701T000000Z--20260702T000000Z.parquet"
+    pq.write_table(
+        pa.table(
+            {
+                "response_id": ["R1", "R2", "R3", "R4", "R5", None],
+                "comment": comments,
+                "_interval_end": pa.array([landed] * 6, pa.timestamp("us", tz="UTC")),
+            }
+        ),
+        source,
+    )
+    analyzer = Counting()
+    scored = score_partition(source, analyzer).to_pylist()
+    assert sorted(analyzer.calls) == ["Awful wait.", "Great service!"]
+    plain = SentimentIntensityAnalyzer()
+    assert [(row["response_id"], row["comment_sentiment"]) for row in scored] == [
+        ("R1", plain.polarity_scores("Great service!")["compound"]),
+        ("R2", plain.polarity_scores("Great service!")["compound"]),
+        ("R3", plain.polarity_scores("Awful wait.")["compound"]),
+    ]
+    assert [row["comment_sentiment_label"] for row in scored] == [
+        "positive",
+        "positive",
+        "negative",
+    ]
+    assert {row["_source_file"] for row in scored} == {source.name}
+    assert {row["_interval_end"] for row in scored} == {landed}
+
+
 def test_dbt_env_passes_absolute_paths_and_no_password_in_profiles(tmp_path, monkeypatch):
     from config import load_settings
     from warehouse.dbt_runner import dbt_env
