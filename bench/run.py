@@ -31,6 +31,8 @@ from pathlib import Path
 from config.settings import REPO_ROOT
 
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
+# The warehouse DAG's default on DuckDB (CX_DBT_TASKS); the other mode's figures get a suffix.
+DEFAULT_DBT_TASKS = "single"
 # The main job's DAGs, in the order the Assets chain them.
 INGEST_DAGS = ("ingest_loyalty", "ingest_surveys", "ingest_calls")
 DOWNSTREAM_DAGS = ("build_warehouse", "train_models", "score_members", "run_programs")
@@ -306,7 +308,9 @@ def _ceiling_stage(name: str, started: float, rows: int) -> Stage:
     return Stage(name, round(time.perf_counter() - started, 2), 0.0, 0.0, rows=rows)
 
 
-def bench_size(members: int, root: Path, skip_generate: bool, dbt_tasks: str = "per_model") -> dict:
+def bench_size(
+    members: int, root: Path, skip_generate: bool, dbt_tasks: str = DEFAULT_DBT_TASKS
+) -> dict:
     root.mkdir(parents=True, exist_ok=True)
     env = {**bench_env(root, members), "CX_DBT_TASKS": dbt_tasks}
     log = root / "bench.log"
@@ -371,7 +375,7 @@ def bench_size(members: int, root: Path, skip_generate: bool, dbt_tasks: str = "
 
 
 def summarise(
-    members: int, stages: list[Stage], ceilings: list[Stage], dbt_tasks: str = "per_model"
+    members: int, stages: list[Stage], ceilings: list[Stage], dbt_tasks: str = DEFAULT_DBT_TASKS
 ) -> dict:
     full = [s for s in stages if s.name.startswith("full:")]
     daily = [s for s in stages if s.name.startswith("incremental:")]
@@ -466,16 +470,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--dbt-tasks",
         choices=("per_model", "single"),
-        default="per_model",
-        help="the warehouse DAG's dbt tasks (CX_DBT_TASKS): a task per model, or one dbt build; "
-        "figures for 'single' go to <members>-members-single.json",
+        default=DEFAULT_DBT_TASKS,
+        help="the warehouse DAG's dbt tasks (CX_DBT_TASKS): one dbt build (the default on "
+        "DuckDB), or a task per model, whose figures go to <members>-members-per_model.json",
     )
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     failed = False
     for members in (int(size) for size in args.sizes.split(",")):
         result = bench_size(members, args.root / f"{members}", args.reuse_sample, args.dbt_tasks)
-        suffix = "" if args.dbt_tasks == "per_model" else f"-{args.dbt_tasks}"
+        suffix = "" if args.dbt_tasks == DEFAULT_DBT_TASKS else f"-{args.dbt_tasks}"
         path = args.out / f"{members}-members{suffix}.json"
         path.write_text(json.dumps(result, indent=1) + "\n")
         print_table(result)

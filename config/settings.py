@@ -136,7 +136,9 @@ class Settings:
     duckdb_path: Path
     # DuckDB's memory limit for dbt builds on the warehouse file; past it DuckDB spills to disk.
     duckdb_memory_limit: str
-    # How the warehouse DAG runs dbt: a task per model (Cosmos) or one `dbt build` task.
+    # How the warehouse DAG runs dbt: one `dbt build` task, or a task per model (Cosmos). By
+    # default one task on DuckDB (its tasks take turns on the file, so a task each buys no
+    # parallelism and costs 3-4 s each) and a task per model on PostgreSQL.
     dbt_tasks: str
     # The PostgreSQL warehouse (CX_WAREHOUSE_TARGET=postgres); the password is never printed.
     pg_host: str
@@ -208,7 +210,7 @@ ENV_VARS = {
     "CX_SOURCES": "comma-separated subset of loyalty,surveys,calls to ingest; default all three",
     "CX_LAKE_DIR": "raw lake and quarantine folder; default $CX_DATA_DIR/lake",
     "CX_WAREHOUSE_TARGET": "duckdb (default) or postgres",
-    "CX_DBT_TASKS": "per_model (default: one Airflow task per dbt model, via Cosmos) or single (one dbt build task, fastest)",
+    "CX_DBT_TASKS": "single (one dbt build task; the default on DuckDB) or per_model (one Airflow task per dbt model, via Cosmos; the default on PostgreSQL)",
     "CX_PG_HOST": "PostgreSQL warehouse host; default 127.0.0.1",
     "CX_PG_PORT": "PostgreSQL warehouse port; default 55432 (scripts/postgres.sh)",
     "CX_PG_USER": "PostgreSQL warehouse user; default cx",
@@ -245,6 +247,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
             f"CX_SAMPLE_END={sample_end} must be after CX_SAMPLE_START={sample_start}"
         )
     lake_dir = _path(env, "CX_LAKE_DIR", data_dir / "lake")
+    warehouse_target = _choice(env, "CX_WAREHOUSE_TARGET", "duckdb", ("duckdb", "postgres"))
     return Settings(
         data_dir=data_dir,
         loyalty_url=_env(env, "CX_LOYALTY_URL") or f"sqlite:///{sample_dir / 'loyalty.db'}",
@@ -252,10 +255,15 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         calls_root=_env(env, "CX_CALLS_ROOT") or str(sample_dir / "calls"),
         enabled_sources=_sources(env, "CX_SOURCES"),
         lake_dir=lake_dir,
-        warehouse_target=_choice(env, "CX_WAREHOUSE_TARGET", "duckdb", ("duckdb", "postgres")),
+        warehouse_target=warehouse_target,
         duckdb_path=_path(env, "CX_DUCKDB_PATH", data_dir / "warehouse" / "cx.duckdb"),
         duckdb_memory_limit=_memory(env, "CX_DUCKDB_MEMORY_LIMIT", "4GB"),
-        dbt_tasks=_choice(env, "CX_DBT_TASKS", "per_model", ("per_model", "single")),
+        dbt_tasks=_choice(
+            env,
+            "CX_DBT_TASKS",
+            "single" if warehouse_target == "duckdb" else "per_model",
+            ("per_model", "single"),
+        ),
         pg_host=_env(env, "CX_PG_HOST") or "127.0.0.1",
         pg_port=_int(env, "CX_PG_PORT", 55432, minimum=1),
         pg_user=_env(env, "CX_PG_USER") or "cx",

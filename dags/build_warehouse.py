@@ -6,12 +6,12 @@ Runs when the raw tables of the enabled sources have landed (Asset schedule), no
 1. **prepare_sources**: scores survey comments' sentiment (VADER) and writes the keyed hashes
    (HMAC under `CX_HASH_KEY`) of the emails and phones records are linked by into the lake; on
    PostgreSQL, copies new lake partitions into the `raw` schema.
-2. **dbt** (a task group rendered by astronomer-cosmos from `dbt_project/target/manifest.json`,
-   so dbt never runs at parse time): one task per model and snapshot, each running `dbt build`
-   on its node, so its tests gate what follows and a failed model is retried on its own.
-   `CX_DBT_TASKS=single` runs one `dbt build` task instead (fastest, less visibility).
-   On DuckDB every dbt task runs in the one-slot `duckdb_writer` pool (one writing process per
-   file); on PostgreSQL they run in parallel.
+2. **dbt**: on DuckDB, one `dbt build` task (`dbt_build`) in the one-slot `duckdb_writer` pool
+   (one writing process per file); each model's tests still run before what follows it. On
+   PostgreSQL, a task group rendered by astronomer-cosmos from `dbt_project/target/manifest.json`
+   (dbt never runs at parse time): one task per model and snapshot, each running `dbt build` on
+   its node, in parallel, a failed model retried on its own. `CX_DBT_TASKS=per_model|single`
+   chooses either way on either warehouse.
 3. **publish**: a read-only copy of the DuckDB file for analysts (`data/warehouse/published/`),
    emitting the mart Assets that scoring and exports are scheduled on.
 """

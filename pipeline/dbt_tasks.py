@@ -1,12 +1,20 @@
-"""The dbt project as Airflow tasks: astronomer-cosmos renders one task per model and snapshot
-from the manifest (``python -m warehouse parse`` writes it; dbt never runs at parse time).
-``CX_DBT_TASKS=single`` trades that visibility for speed: one in-process ``dbt build`` task
-(about 2-3 s of dbt overhead in all, against 3-4 s per node for a task each).
+"""The dbt project as Airflow tasks, as ``CX_DBT_TASKS`` chooses.
 
-Each task runs ``dbt build`` on its node in-process (Cosmos' ``DBT_RUNNER`` invocation), so the
-node's tests gate its children and a failure retries that node alone. Tests with several parents
-run in a task of their own after all of them. The profile is ``dbt_project/profiles.yml``, fed
-the same environment as ``warehouse.dbt_runner``.
+``single`` (the default on DuckDB): one in-process ``dbt build`` task, about 2-3 s of dbt
+overhead in all. dbt still runs each node's tests before its children and skips what follows a
+failure; a retry runs the build again, which the incremental models make cheap.
+
+``per_model`` (the default on PostgreSQL): astronomer-cosmos renders one task per model and
+snapshot from the manifest (``python -m warehouse parse`` writes it; dbt never runs at parse
+time). Each task runs ``dbt build`` on its node in-process (Cosmos' ``DBT_RUNNER`` invocation),
+so the node's tests gate its children and a failure retries that node alone. Tests with several
+parents run in a task of their own after all of them. On PostgreSQL independent models run in
+parallel; on DuckDB the tasks take turns on the file, so a task each buys a log and a retry per
+model for 3-4 s each (measured: at 100,000 members the daily build took 129 s per model against
+63 s as one task).
+
+The profile is ``dbt_project/profiles.yml``, fed the same environment as
+``warehouse.dbt_runner``.
 """
 
 from __future__ import annotations

@@ -36,14 +36,14 @@ def test_summary_totals_shares_and_ratios(capsys):
     print_table(result)
     printed = capsys.readouterr().out
     assert "full:build_warehouse" in printed and "incremental_share_of_full" in printed
-    assert result["dbt_tasks"] == "per_model" and "dbt as per_model" in printed
+    assert result["dbt_tasks"] == "single" and "dbt as single" in printed
 
 
 def test_the_summary_names_the_dbt_task_mode(capsys):
-    result = summarise(10, [_stage("full:build_warehouse", 5.0)], [], dbt_tasks="single")
-    assert result["dbt_tasks"] == "single"
+    result = summarise(10, [_stage("full:build_warehouse", 5.0)], [], dbt_tasks="per_model")
+    assert result["dbt_tasks"] == "per_model"
     print_table(result)
-    assert "dbt as single" in capsys.readouterr().out
+    assert "dbt as per_model" in capsys.readouterr().out
 
 
 def test_a_failed_stage_makes_the_run_not_ok():

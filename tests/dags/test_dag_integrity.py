@@ -77,8 +77,12 @@ def _manifest_nodes() -> dict[str, dict]:
     return {n["name"]: n for n in nodes.values() if n["resource_type"] in ("model", "snapshot")}
 
 
-def test_warehouse_renders_a_task_per_dbt_model_between_prepare_and_publish(dagbag):
-    dag = dagbag.dags["build_warehouse"]
+def test_warehouse_renders_a_task_per_dbt_model_between_prepare_and_publish(monkeypatch):
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.setenv("CX_DBT_TASKS", "per_model")
+    bag = DagBag(dag_folder=str(REPO_ROOT / "dags" / "build_warehouse.py"))
+    dag = bag.dags["build_warehouse"]
     nodes = _manifest_nodes()
     assert len(nodes) >= 15
     for name, node in nodes.items():
@@ -106,14 +110,11 @@ def test_warehouse_renders_a_task_per_dbt_model_between_prepare_and_publish(dagb
     }
 
 
-def test_warehouse_single_mode_is_one_build_task(monkeypatch):
-    from airflow.dag_processing.dagbag import DagBag
-
-    monkeypatch.setenv("CX_DBT_TASKS", "single")
-    bag = DagBag(dag_folder=str(REPO_ROOT / "dags" / "build_warehouse.py"))
-    dag = bag.dags["build_warehouse"]
+def test_warehouse_on_duckdb_is_one_build_task_by_default(dagbag):
+    dag = dagbag.dags["build_warehouse"]
     assert sorted(dag.task_ids) == ["dbt_build", "prepare_sources", "publish"]
     assert dag.get_task("dbt_build").upstream_task_ids == {"prepare_sources"}
+    assert dag.get_task("dbt_build").pool == "duckdb_writer"
     assert dag.get_task("publish").upstream_task_ids == {"dbt_build"}
 
 

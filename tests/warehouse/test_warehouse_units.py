@@ -146,3 +146,18 @@ def test_duckdb_memory_limit_reaches_dbt_and_a_bad_size_names_the_setting(tmp_pa
             "286.1 MiB",
             "300.0 MB",
         )
+
+
+def test_dbt_tasks_default_follows_the_warehouse_and_a_bad_mode_names_the_setting(tmp_path):
+    import pytest
+
+    from config import load_settings
+    from config.settings import SettingsError
+
+    base = {"CX_DATA_DIR": str(tmp_path)}
+    # DuckDB's tasks take turns on one file: one build task. PostgreSQL runs models in parallel.
+    assert load_settings(base).dbt_tasks == "single"
+    assert load_settings({**base, "CX_WAREHOUSE_TARGET": "postgres"}).dbt_tasks == "per_model"
+    assert load_settings({**base, "CX_DBT_TASKS": "per_model"}).dbt_tasks == "per_model"
+    with pytest.raises(SettingsError, match="CX_DBT_TASKS='per-model'"):
+        load_settings({**base, "CX_DBT_TASKS": "per-model"})
