@@ -1,3 +1,7 @@
+-- The phone's normalisation and the notes' redaction (regular expressions) come after the dedupe:
+-- DuckDB computes every column of every landed row under the dedupe's union, so anything there
+-- costs every reader of this view, even one that never selects the column (at 1M members the five
+-- models that read the staging views of members, responses and calls took 23 s instead of 37 s).
 with
 
 landed_contacts as (
@@ -9,7 +13,7 @@ renamed as (
         trim(call_id) as call_id,
         {{ to_utc('started_at') }} as started_at,
         nullif(trim(member_id), '') as member_id,
-        {{ normalize_phone('caller_phone') }} as caller_phone_e164,
+        caller_phone,
         {{ normalize_code('channel') }} as contact_channel,
         cast(queue_seconds as bigint) as queue_seconds,
         cast(handle_seconds as bigint) as handle_seconds,
@@ -19,7 +23,6 @@ renamed as (
         cast(transfers as bigint) as transfer_count,
         nullif(trim(agent_id), '') as agent_id,
         nullif(trim(notes), '') as notes_text,
-        {{ redact_contact_details("nullif(trim(notes), '')") }} as notes_redacted,
         _source_file as source_file,
         _source_row as source_row,
         {{ to_utc('_interval_end') }} as source_interval_end_at
@@ -37,6 +40,28 @@ deduplicated as (
             "coalesce(source_row, 0)",
         ],
     ) }}
+),
+
+final as (
+    select
+        call_id,
+        started_at,
+        member_id,
+        {{ normalize_phone('caller_phone') }} as caller_phone_e164,
+        contact_channel,
+        queue_seconds,
+        handle_seconds,
+        contact_reason,
+        is_resolved,
+        is_escalated,
+        transfer_count,
+        agent_id,
+        notes_text,
+        {{ redact_contact_details('notes_text') }} as notes_redacted,
+        source_file,
+        source_row,
+        source_interval_end_at
+    from deduplicated
 )
 
-select * from deduplicated
+select * from final

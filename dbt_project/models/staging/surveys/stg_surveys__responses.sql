@@ -1,3 +1,8 @@
+-- The email's normalisation and the comment's redaction (regular expressions) come after the
+-- dedupe: DuckDB computes every column of every landed row under the dedupe's union, so anything
+-- there costs every reader of this view, even one that never selects the column (at 1M members the
+-- five models that read the staging views of members, responses and calls took 23 s instead of 37
+-- s).
 with
 
 landed_responses as (
@@ -9,7 +14,7 @@ renamed as (
         trim(response_id) as response_id,
         {{ to_utc('submitted_at') }} as submitted_at,
         nullif(trim(member_id), '') as member_id,
-        {{ normalize_email('email') }} as respondent_email,
+        email,
         {{ normalize_code('survey_type') }} as survey_type,
         {{ normalize_code('channel') }} as response_channel,
         cast(nps as bigint) as nps_score,
@@ -21,7 +26,6 @@ renamed as (
         cast(emotion_protected as bigint) as protected_score,
         cast(emotion_helped as bigint) as helped_score,
         nullif(trim(comment), '') as comment_text,
-        {{ redact_contact_details("nullif(trim(comment), '')") }} as comment_redacted,
         nullif(trim(related_call_id), '') as related_call_id,
         nullif(trim(related_transaction_id), '') as related_transaction_id,
         _source_file as source_file,
@@ -41,6 +45,32 @@ deduplicated as (
             "coalesce(source_row, 0)",
         ],
     ) }}
+),
+
+final as (
+    select
+        response_id,
+        submitted_at,
+        member_id,
+        {{ normalize_email('email') }} as respondent_email,
+        survey_type,
+        response_channel,
+        nps_score,
+        csat_score,
+        ces_score,
+        valued_score,
+        confident_score,
+        informed_score,
+        protected_score,
+        helped_score,
+        comment_text,
+        {{ redact_contact_details('comment_text') }} as comment_redacted,
+        related_call_id,
+        related_transaction_id,
+        source_file,
+        source_row,
+        source_interval_end_at
+    from deduplicated
 )
 
-select * from deduplicated
+select * from final
