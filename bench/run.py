@@ -28,11 +28,13 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+from config.settings import DEFAULT_DBT_TASKS as WAREHOUSE_DBT_TASKS
 from config.settings import REPO_ROOT
 
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
-# The warehouse DAG's default on DuckDB (CX_DBT_TASKS); the other mode's figures get a suffix.
-DEFAULT_DBT_TASKS = "single"
+# The bench runs on DuckDB, with the warehouse DAG's default there (CX_DBT_TASKS); the other
+# mode's figures get a suffix.
+DEFAULT_DBT_TASKS = WAREHOUSE_DBT_TASKS["duckdb"]
 # The main job's DAGs, in the order the Assets chain them.
 INGEST_DAGS = ("ingest_loyalty", "ingest_surveys", "ingest_calls")
 DOWNSTREAM_DAGS = ("build_warehouse", "train_models", "score_members", "run_programs")

@@ -136,9 +136,8 @@ class Settings:
     duckdb_path: Path
     # DuckDB's memory limit for dbt builds on the warehouse file; past it DuckDB spills to disk.
     duckdb_memory_limit: str
-    # How the warehouse DAG runs dbt: one `dbt build` task, or a task per model (Cosmos). By
-    # default one task on DuckDB (its tasks take turns on the file, so a task each buys no
-    # parallelism and costs 3-4 s each) and a task per model on PostgreSQL.
+    # How the warehouse DAG runs dbt: one `dbt build` task, or a task per model (Cosmos);
+    # by default as DEFAULT_DBT_TASKS says for the warehouse.
     dbt_tasks: str
     # The PostgreSQL warehouse (CX_WAREHOUSE_TARGET=postgres); the password is never printed.
     pg_host: str
@@ -201,6 +200,10 @@ def mask_url(text: str) -> str:
     return f"{scheme}://{credentials}@{host}"
 
 
+# CX_DBT_TASKS when unset, by warehouse: DuckDB's tasks take turns on one file, so a task per
+# model buys no parallelism there; PostgreSQL runs independent models in parallel.
+DEFAULT_DBT_TASKS = {"duckdb": "single", "postgres": "per_model"}
+
 # The documented environment variables, in README order.
 ENV_VARS = {
     "CX_DATA_DIR": "root of all local state (sample sources, lake, warehouse, MLflow); default ./data",
@@ -261,7 +264,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         dbt_tasks=_choice(
             env,
             "CX_DBT_TASKS",
-            "single" if warehouse_target == "duckdb" else "per_model",
+            DEFAULT_DBT_TASKS[warehouse_target],
             ("per_model", "single"),
         ),
         pg_host=_env(env, "CX_PG_HOST") or "127.0.0.1",

@@ -67,6 +67,9 @@ def score_partition(source: Path, analyzer=None) -> pa.Table:
         columns=[name for name in ("response_id", "comment", "_interval_end") if name in present],
     )
     rows = table.num_rows
+    if "response_id" not in present:
+        # No key, nothing to join a score to (the old row loop skipped such rows too).
+        return OUTPUT_SCHEMA.empty_table()
     comments = (
         pc.utf8_trim_whitespace(table["comment"].combine_chunks().cast(pa.string()))
         if "comment" in present
@@ -81,7 +84,7 @@ def score_partition(source: Path, analyzer=None) -> pa.Table:
         for comment in encoded.dictionary.to_pylist()
     ]
     labels = [sentiment_label(compound) for compound in compounds]
-    kept = int(pc.sum(keep).as_py() or 0)
+    kept = len(comments)
     interval_end = (
         pc.filter(table["_interval_end"], keep).combine_chunks()
         if "_interval_end" in present

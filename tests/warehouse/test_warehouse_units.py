@@ -61,7 +61,7 @@ def test_sentiment_scores_each_distinct_comment_once(tmp_path):
     import pyarrow.parquet as pq
     from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
-    from warehouse.enrich import score_partition
+    from warehouse.enrich import OUTPUT_SCHEMA, score_partition
 
     class Counting(SentimentIntensityAnalyzer):
         calls: list[str] = []
@@ -99,6 +99,13 @@ def test_sentiment_scores_each_distinct_comment_once(tmp_path):
     ]
     assert {row["_source_file"] for row in scored} == {source.name}
     assert {row["_interval_end"] for row in scored} == {landed}
+
+    # A partition without comments, or without the key scores are joined by, gives no rows.
+    for column in ("comment", "response_id"):
+        partial = tmp_path / f"without-{column}.parquet"
+        pq.write_table(pq.read_table(source).drop_columns([column]), partial)
+        empty = score_partition(partial, analyzer)
+        assert empty.num_rows == 0 and empty.schema.equals(OUTPUT_SCHEMA)
 
 
 def test_dbt_env_passes_absolute_paths_and_no_password_in_profiles(tmp_path, monkeypatch):
