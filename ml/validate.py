@@ -88,9 +88,15 @@ def build_suite(columns: Sequence[str], name: str = "ml_features"):
 def validate_features(frame: pd.DataFrame, columns: Sequence[str], stage: str) -> dict:
     """Run the suite on ``frame`` in an ephemeral context; raise ``FeatureValidationError``.
 
+    The suite runs asking only pass or fail (``BOOLEAN_ONLY``): GX's default ``SUMMARY`` also
+    collects every failing column's unexpected values, which cost half the suite's time on a
+    million members that pass. Only an expectation that fails runs again with ``SUMMARY``, for
+    the observed value and examples the message shows.
+
     Returns a small summary (expectations evaluated and passed) for logging.
     """
     import great_expectations as gx
+    from great_expectations.core.result_format import ResultFormat
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     context = gx.get_context(mode="ephemeral")
@@ -99,15 +105,19 @@ def validate_features(frame: pd.DataFrame, columns: Sequence[str], stage: str) -
     asset = source.add_dataframe_asset(name="features")
     batch_definition = asset.add_batch_definition_whole_dataframe("whole_frame")
     batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
-    result = batch.validate(build_suite(columns, name=f"ml_features_{stage}"))
+    result = batch.validate(
+        build_suite(columns, name=f"ml_features_{stage}"), result_format=ResultFormat.BOOLEAN_ONLY
+    )
     failures = []
     for item in result.results:
-        if not item.success:
-            config = item.expectation_config
-            kwargs = {k: v for k, v in config.kwargs.items() if k != "batch_id"}
-            observed = (item.result or {}).get("observed_value", "")
-            unexpected = (item.result or {}).get("partial_unexpected_list", "")
-            failures.append(f"{config.type} {kwargs} observed={observed} examples={unexpected}")
+        if item.success:
+            continue
+        config = item.expectation_config
+        detail = batch.validate(config.to_domain_obj(), result_format=ResultFormat.SUMMARY)
+        kwargs = {k: v for k, v in config.kwargs.items() if k != "batch_id"}
+        observed = (detail.result or {}).get("observed_value", "")
+        unexpected = (detail.result or {}).get("partial_unexpected_list", "")
+        failures.append(f"{config.type} {kwargs} observed={observed} examples={unexpected}")
     summary = {"evaluated": len(result.results), "passed": len(result.results) - len(failures)}
     if failures:
         raise FeatureValidationError(

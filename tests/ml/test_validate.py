@@ -38,6 +38,11 @@ def test_out_of_range_all_null_and_missing_columns_fail(clean):
         "before scoring",
     ):
         assert expected in message
+    # The suite runs pass-or-fail; a failing expectation runs again for what it saw, so the
+    # message shows the bad value and the all-null column's observed share.
+    assert "'column': 'latest_nps_score', 'min_value': 0.0, 'max_value': 10.0}" in message
+    assert "examples=[14.0]" in message
+    assert "'column': 'escalated_calls_90d', 'min_value': 1e-09} observed=0.0" in message
 
 
 def test_empty_frame_fails():
