@@ -68,19 +68,6 @@ survey_responses as (
 )
 {%- endmacro %}
 
-{#- XOR of two bigints. -#}
-{% macro xor_bigints(left, right) -%}
-    {{ return(adapter.dispatch('xor_bigints')(left, right)) }}
-{%- endmacro %}
-
-{% macro default__xor_bigints(left, right) -%}
-    xor({{ left }}, {{ right }})
-{%- endmacro %}
-
-{% macro postgres__xor_bigints(left, right) -%}
-    ({{ left }} # {{ right }})
-{%- endmacro %}
-
 {#- Pre-hook: creates temporary table member_daily_changed (the members whose facts' hash
     differs from the XOR of their stored days; a member on one side only counts as changed)
     and deletes their days. A table written before inputs_hash existed has every member
