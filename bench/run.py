@@ -169,8 +169,16 @@ def dbt_sql_ceiling(root: Path, env: dict[str, str], log: Path) -> Stage:
     """Compile the project (as a full refresh, against a copy of the built warehouse, whose
     facts some macros read, e.g. the feature table's cutoff dates), then run the compiled SQL of
     every model, snapshot (as a plain table) and test in a new, empty DuckDB file, in
-    dependency order."""
+    dependency order.
+
+    The SQL runs as dbt runs it, less dbt: a view model as a view (its readers compute it, as
+    they do in the warehouse), every other model as a table, under the DuckDB settings of the
+    dbt profile (time zone, ``CX_DUCKDB_MEMORY_LIMIT``). Unbounded, DuckDB would take most of
+    the machine and spill nothing, and the ratio would measure the memory limit, not dbt and
+    Airflow."""
     import duckdb
+
+    from config import load_settings
 
     work = root / "ceiling"
     shutil.rmtree(work, ignore_errors=True)
@@ -199,8 +207,10 @@ def dbt_sql_ceiling(root: Path, env: dict[str, str], log: Path) -> Stage:
     database.parent.mkdir()
     started_cpu = time.process_time()
     started = time.perf_counter()
+    memory_limit = load_settings(env).duckdb_memory_limit
     with duckdb.connect(str(database)) as con:
         con.execute("set TimeZone = 'UTC'")
+        con.execute(f"set memory_limit = '{memory_limit}'")
         for uid in order:
             node = nodes[uid]
             sql = node.get("compiled_code")
@@ -211,6 +221,9 @@ def dbt_sql_ceiling(root: Path, env: dict[str, str], log: Path) -> Stage:
                 continue
             con.execute(f'create schema if not exists "{node["schema"]}"')
             table = f'"{node["schema"]}"."{node["alias"]}"'
+            if node["config"].get("materialized") == "view":
+                con.execute(f"create or replace view {table} as {sql}")
+                continue
             if node["name"] == "member_features_pit":
                 batches = pit_batches(sql, work / "compile" / "cx.duckdb")
             else:
