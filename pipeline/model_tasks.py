@@ -74,7 +74,7 @@ def has_champions(tracking_uri: str) -> bool:
     return True
 
 
-# What scoring writes, and so all a republish after it needs to replace.
+# What scoring writes, and so all a republish after it needs to replace. Each has score_date.
 SCORING_TABLES = ("ml_scores", "ml_monitoring", "segment_transitions")
 
 
@@ -90,8 +90,14 @@ def score_members() -> dict:
             f"{settings.mlflow_tracking_uri}: trigger the train_models DAG first"
         )
     summary = score(settings.duckdb_path, settings.mlflow_tracking_uri)
-    # ml_scores keeps every day's scores: by rows, only the day's are written into the copy.
+    # The scoring tables keep every day's rows and a run writes only its own day's: only those
+    # are compared, so the republish costs a day of scores however many days are kept.
     summary["published"] = str(
-        publish_duckdb(settings.duckdb_path, tables=SCORING_TABLES, by_rows=True)
+        publish_duckdb(
+            settings.duckdb_path,
+            tables=SCORING_TABLES,
+            by_rows=True,
+            changed_rows=f"score_date = date '{summary['score_date']}'",
+        )
     )
     return summary

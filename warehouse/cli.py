@@ -26,10 +26,13 @@ def build_warehouse(
         settings, target=target, full_refresh=full_refresh, select=select, dbt_vars=dbt_vars
     )
     if target == "duckdb":
+        from pipeline.warehouse_tasks import published_by_their_writers
         from warehouse.publish import publish_duckdb
 
         # Up to date by rows from the last copy; a full refresh makes a fresh copy.
-        publish_duckdb(settings.duckdb_path, by_rows=not full_refresh)
+        publish_duckdb(
+            settings.duckdb_path, by_rows=not full_refresh, skip=published_by_their_writers()
+        )
     return result
 
 

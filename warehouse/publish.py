@@ -34,6 +34,9 @@ def publish_duckdb(
     tables: Sequence[str] | None = None,
     by_rows: bool = False,
     memory_limit: str | None = None,
+    *,
+    skip: Sequence[str] = (),
+    changed_rows: str | None = None,
 ) -> Path:
     """Copy the warehouse's analyst tables to ``target`` atomically; make the copy read-only.
 
@@ -49,7 +52,14 @@ def publish_duckdb(
     the previous copy, and brings every table (or those named in ``tables``) up to date by rows
     (``_sync_rows``). A table that is new, whose definition changed, or whose rows do not match
     after the sync is copied whole, as is everything when the copy has too much free space left
-    by deleted rows.
+    by deleted rows. Two narrow the sync further, each to what its caller wrote:
+
+    - ``skip`` names tables that other steps write and republish themselves (scoring, the
+      program cycle): the build's sync leaves them in the copy as they are, rather than hashing
+      every day of scores it did not touch;
+    - ``changed_rows`` is an SQL condition every synced table can evaluate (scoring's
+      ``score_date = date '...'``): only the rows matching it are compared, the others are taken
+      as they are in the copy, so a day's scores cost that day's rows, not every day kept.
 
     Without either, or with no previous copy, every table is copied: the file then holds no
     byte of a row the warehouse no longer has, which is why erasure publishes this way.
@@ -76,7 +86,7 @@ def publish_duckdb(
         with _connect(memory_limit, work / "spill") as connection:
             connection.execute(f"attach '{duckdb_path}' as cx_source (read_only)")
             connection.execute(f"attach '{staged}' as cx_published")
-            if by_rows and not _sync_tables(connection, tables):
+            if by_rows and not _sync_tables(connection, tables, skip, changed_rows):
                 # Too much of the file is free space: start a fresh copy.
                 connection.execute("detach cx_published")
                 staged.unlink()
@@ -131,9 +141,15 @@ def _copy_table(connection, schema: str, name: str, definition: str) -> None:
 MAX_FREE_SHARE = 0.35
 
 
-def _sync_tables(connection, only: Sequence[str] | None = None) -> bool:
-    """Bring ``cx_published`` (a previous copy) up to ``cx_source``, table by table (or just
-    the tables named in ``only``); returns False when the copy should be made afresh."""
+def _sync_tables(
+    connection,
+    only: Sequence[str] | None = None,
+    skip: Sequence[str] = (),
+    changed_rows: str | None = None,
+) -> bool:
+    """Bring ``cx_published`` (a previous copy) up to ``cx_source``, table by table (just the
+    tables named in ``only``, none of those in ``skip``; rows as ``_sync_rows`` compares them);
+    returns False when the copy should be made afresh."""
     source = {(schema, name): definition for schema, name, definition in _tables(connection)}
     published = {
         (schema, name): definition
@@ -142,13 +158,15 @@ def _sync_tables(connection, only: Sequence[str] | None = None) -> bool:
     if only is not None:
         source = {key: value for key, value in source.items() if key[1] in only}
         published = {key: value for key, value in published.items() if key[1] in only}
+    source = {key: value for key, value in source.items() if key[1] not in skip}
+    published = {key: value for key, value in published.items() if key[1] not in skip}
     connection.execute("use cx_published")
     try:
         for schema, name in sorted(set(published) - set(source)):
             connection.execute(f'drop table cx_published."{schema}"."{name}"')
         for (schema, name), definition in sorted(source.items()):
             if published.get((schema, name)) == definition and _sync_rows(
-                connection, f'"{schema}"."{name}"'
+                connection, f'"{schema}"."{name}"', changed_rows
             ):
                 continue
             connection.execute(f'drop table if exists cx_published."{schema}"."{name}"')
@@ -163,18 +181,22 @@ def _sync_tables(connection, only: Sequence[str] | None = None) -> bool:
     return not total or free / total <= MAX_FREE_SHARE
 
 
-def _sync_rows(connection, table: str) -> bool:
+def _sync_rows(connection, table: str, changed_rows: str | None = None) -> bool:
     """Delete from the copy of ``table`` the rows the warehouse no longer holds and insert those
     it holds anew, rows compared by a 64-bit hash of the whole row: what is written follows the
-    rows that changed, not the table. Returns False when more than half its rows changed (a
-    table rebuilt with new values, e.g. today's features: copying it whole is cheaper and leaves
-    no free space), or when the copy does not end with as many rows as the warehouse (identical rows in different numbers, which a hash set cannot tell apart);
-    the caller then copies the table whole."""
+    rows that changed, not the table. With ``changed_rows`` (an SQL condition) only the rows
+    matching it are compared, on both sides; the others stay in the copy as they are.
+
+    Returns False when more than half the table's rows changed (a table rebuilt with new
+    values, e.g. today's features: copying it whole is cheaper and leaves no free space), or
+    when the copy does not end with as many rows as the warehouse (identical rows in different
+    numbers, which a hash set cannot tell apart); the caller then copies the table whole."""
     source, copy = f"cx_source.{table}", f"cx_published.{table}"
+    where = f" where {changed_rows}" if changed_rows else ""
     for name, relation in (("publish_source", source), ("publish_copy", copy)):
         connection.execute(
             f"create or replace temp table {name} as "
-            f"select rowid as row_number, hash(rows) as row_hash from {relation} as rows"
+            f"select rowid as row_number, hash(rows) as row_hash from {relation} as rows{where}"
         )
     try:
         connection.execute(
@@ -182,7 +204,7 @@ def _sync_rows(connection, table: str) -> bool:
             "select row_number from publish_copy anti join publish_source using (row_hash)"
         )
         stale, rows = connection.execute(
-            "select (select count(*) from publish_stale), (select count(*) from publish_copy)"
+            f"select (select count(*) from publish_stale), (select count(*) from {copy})"
         ).fetchone()
         if stale * 2 > rows:
             return False

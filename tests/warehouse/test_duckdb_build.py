@@ -234,6 +234,60 @@ def test_republishing_named_tables_replaces_only_those(duckdb_build, tmp_path, b
     assert [p.name for p in target.parent.iterdir()] == ["cx.duckdb"]
 
 
+def test_a_republish_compares_only_what_its_writer_changed(duckdb_build, tmp_path):
+    """Scoring republishes comparing only its day's rows (``changed_rows``), so the cost is a
+    day of scores however many are kept; the build's publish leaves the tables scoring and the
+    program cycle write (``skip``) as the copy has them."""
+    import duckdb
+
+    from warehouse.publish import publish_duckdb
+
+    live = tmp_path / "live" / "cx.duckdb"
+    live.parent.mkdir()
+    shutil.copyfile(duckdb_build.settings.duckdb_path, live)
+    target = tmp_path / "published" / "cx.duckdb"
+    scores = "create table ml_scores as select member_id, date '2026-07-01' as score_date, 0.5 as p"
+    with duckdb.connect(str(live)) as con:
+        con.execute(f"{scores} from dim_members")
+        members = con.execute("select count(*) from dim_members").fetchone()[0]
+    publish_duckdb(live, target)
+
+    def published_scores():
+        with duckdb.connect(str(target), read_only=True) as reader:
+            return reader.execute(
+                "select score_date::varchar, min(p)::varchar, max(p)::varchar, count(*) "
+                "from ml_scores group by all order by all"
+            ).fetchall()
+
+    today = "score_date = date '2026-07-02'"
+    with duckdb.connect(str(live)) as con:
+        con.execute("insert into ml_scores select member_id, '2026-07-02', 0.7 from dim_members")
+        # Outside today's rows: a republish of today's scores does not look at it.
+        con.execute("update ml_scores set p = 0.1 where score_date = '2026-07-01'")
+    publish_duckdb(live, target, tables=["ml_scores"], by_rows=True, changed_rows=today)
+    assert published_scores() == [
+        ("2026-07-01", "0.5", "0.5", members),
+        ("2026-07-02", "0.7", "0.7", members),
+    ]
+    with duckdb.connect(str(live)) as con:  # the day scored again
+        con.execute("update ml_scores set p = 0.8 where score_date = '2026-07-02'")
+    publish_duckdb(live, target, tables=["ml_scores"], by_rows=True, changed_rows=today)
+    assert published_scores()[1] == ("2026-07-02", "0.8", "0.8", members)
+
+    with duckdb.connect(str(live)) as con:
+        con.execute("update ml_scores set p = 0.3")
+        con.execute(
+            "delete from customer_360 where member_id = (select min(member_id) from customer_360)"
+        )
+    publish_duckdb(live, target, by_rows=True, skip=["ml_scores"])
+    assert published_scores() == [
+        ("2026-07-01", "0.5", "0.5", members),
+        ("2026-07-02", "0.8", "0.8", members),
+    ]
+    with duckdb.connect(str(target), read_only=True) as reader:
+        assert reader.execute("select count(*) from customer_360").fetchone() == (members - 1,)
+
+
 def _published_state(path) -> dict:
     """Every table of a published copy: its definition and its rows, in order."""
     import duckdb
