@@ -5,7 +5,8 @@ job for the full history, then one incremental day on top, each DAG in its own p
 (``python -m pipeline dag``) so its wall seconds, CPU seconds and peak memory are its own
 (``os.wait4``). It then measures two ceilings on the same data:
 
-- the warehouse: dbt's compiled SQL (models and tests) run directly in DuckDB, no dbt, no Airflow;
+- the warehouse: dbt's compiled SQL (models and tests) run directly in DuckDB, no dbt, no Airflow,
+  each model as dbt materialises it and under the dbt profile's memory limit;
 - the extract: each raw source read directly into Arrow by the fastest reader we have.
 
 It prints a table and writes the figures as JSON to ``bench/results/<members>-members.json``.
