@@ -206,9 +206,9 @@ def dbt_sql_ceiling(root: Path, env: dict[str, str], log: Path) -> Stage:
     order = _topological(nodes)
     database = work / "run" / "cx.duckdb"
     database.parent.mkdir()
+    memory_limit = load_settings(env).duckdb_memory_limit
     started_cpu = time.process_time()
     started = time.perf_counter()
-    memory_limit = load_settings(env).duckdb_memory_limit
     with duckdb.connect(str(database)) as con:
         con.execute("set TimeZone = 'UTC'")
         con.execute(f"set memory_limit = '{memory_limit}'")
