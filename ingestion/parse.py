@@ -77,7 +77,10 @@ def split_rows(
     watermark: tuple[str, ...] = (),
     window: tuple[datetime, datetime] | None = None,
 ) -> tuple[str, str]:
-    """Create DuckDB tables ``good_<table>`` (typed, contract order) and ``bad_<table>``.
+    """Create DuckDB relations ``good_<table>`` (typed, contract order) and ``bad_<table>``.
+
+    ``good_<table>`` is a view over the checked rows when the extract is already in source
+    order, else a table sorted into it; either reads in (_source_file, _source_row) order.
 
     ``watermark`` and ``window`` keep only rows whose coalesced watermark falls in the window
     (the database reader over-fetches by a day on each side).
@@ -109,14 +112,24 @@ def split_rows(
         f"{start} as _interval_start",
         f"{end} as _interval_end",
     ]
+    # The delivered text is kept only where the row is rejected (for the quarantine): a good
+    # row's copy would double what is held, and spilled, for nothing.
+    raw_text = ", ".join(
+        f"case when _reject_reason is not null then {_quote('_raw_' + c)} end "
+        f"as {_quote('_raw_' + c)}"
+        for c in extract.columns
+    )
     con.execute(
         f"""
         create or replace temp table _checked as
-        select {", ".join(typed_columns)}, {", ".join(lineage)},
-            nullif({reason}, '') as _reject_reason,
-            {"_line" if has_line else "NULL::VARCHAR as _line"},
-            {", ".join(f"{_quote(c)} as {_quote('_raw_' + c)}" for c in extract.columns)}
-        from {raw}
+        select * {f"replace ({raw_text})" if raw_text else ""}
+        from (
+            select {", ".join(typed_columns)}, {", ".join(lineage)},
+                nullif({reason}, '') as _reject_reason,
+                {"_line" if has_line else "NULL::VARCHAR as _line"}
+                {"".join(f", {_quote(c)} as {_quote('_raw_' + c)}" for c in extract.columns)}
+            from {raw}
+        ) as checked
         """
     )
     keep = "true"
@@ -130,14 +143,19 @@ def split_rows(
     good, bad = f"good_{table.name}", f"bad_{table.name}"
     contract_order = ", ".join(_quote(c.name) for c in table.columns)
     lineage_order = ", ".join(name for name, _ in LINEAGE_COLUMNS)
-    con.execute(
-        f"""
-        create or replace temp table {good} as
+    select_good = f"""
         select {contract_order}, {lineage_order} from _checked
         where _reject_reason is null and {keep}
-        order by _source_file, _source_row
         """
-    )
+    if extract.in_source_order:
+        # Already in source order: a view, which the caller counts and writes without another
+        # copy of every good row.
+        con.execute(f"create or replace temp view {good} as {select_good}")
+    else:
+        con.execute(
+            f"create or replace temp table {good} as {select_good} "
+            "order by _source_file, _source_row"
+        )
     # Quarantined values keep their source names and text, exactly as delivered.
     raw_order = ", ".join(f"{_quote('_raw_' + c)} as {_quote(c)}" for c in extract.columns)
     con.execute(
@@ -150,5 +168,6 @@ def split_rows(
         order by _source_file, _source_row
         """
     )
-    con.execute("drop table _checked")
+    if not extract.in_source_order:
+        con.execute("drop table _checked")
     return good, bad

@@ -32,6 +32,10 @@ class RawExtract:
     extra_columns: tuple[str, ...]  # source columns outside the contract
     source_files: list[dict] = field(default_factory=list)  # path, bytes, sha256, rows
     rejected_lines: str | None = None  # DuckDB table of lines that could not be split at all
+    # True when the relation's rows were inserted in (_source_file, _source_row) order, as a
+    # single stream is: the split keeps that order without sorting (DuckDB preserves insertion
+    # order), which at a million members saves sorting 23 million rows.
+    in_source_order: bool = False
 
 
 def _quote(name: str) -> str:
@@ -136,13 +140,10 @@ def read_database_table(
     extra = [c for c in present_columns if c not in {col.name for col in table.columns}]
 
     watermark, low, high = watermark_window(table, present, interval, lookback_days)
-    expression = None
-    if watermark:
-        expression = watermark[0] if len(watermark) == 1 else f"coalesce({', '.join(watermark)})"
     # Streamed batch by batch into DuckDB (which spills past its memory limit), so a full
     # history of tens of millions of rows is never held twice, or whole, in Arrow.
     counter = _RowCounter()
-    stream = counter.number(_fetch_text(url, table.name, known + extra, expression, low, high))
+    stream = counter.number(_fetch_text(url, table.name, known + extra, watermark, low, high))
     con.register("_arrow_extract", stream)
     select = ", ".join(
         [f"nullif({_quote(name)}, '') as {_quote(name)}" for name in known]
@@ -169,6 +170,7 @@ def read_database_table(
         columns=tuple(known),
         extra_columns=tuple(extra),
         source_files=[{"path": location, "rows": counter.rows}],
+        in_source_order=True,
     )
     return extract, watermark, low, high
 
@@ -198,10 +200,27 @@ class _RowCounter:
         return pa.RecordBatchReader.from_batches(schema, batches())
 
 
+def _in_window(watermark: tuple[str, ...], low: str, high: str) -> str:
+    """SQL true when the first non-null watermark column lies in [low, high).
+
+    Written column by column (``a in window or (a is null and b in window)``) rather than as
+    ``coalesce(a, b)``, so the database can search each column's index: on the sample's 23
+    million transactions, a day's read took 0.5 s against 3.9 s for a scan.
+    """
+    terms = []
+    for position, column in enumerate(watermark):
+        earlier_null = [f"{_quote(c)} is null and " for c in watermark[:position]]
+        terms.append(
+            f"({''.join(earlier_null)}{_quote(column)} >= {low} and {_quote(column)} < {high})"
+        )
+    return " or ".join(terms)
+
+
 def _fetch_text(
-    url: str, table_name: str, columns: list[str], watermark: str | None, low, high
+    url: str, table_name: str, columns: list[str], watermark: tuple[str, ...], low, high
 ) -> pa.RecordBatchReader:
-    """Columns cast to text as a stream of Arrow batches, filtered a day wider than [low, high).
+    """Columns cast to text as a stream of Arrow batches, filtered a day wider than [low, high)
+    on the first non-null ``watermark`` column (no filter when there is none).
 
     The stream owns its connection and closes it when exhausted; errors while connecting or
     reading are ``SourceUnavailableError``."""
@@ -219,12 +238,12 @@ def _fetch_text(
         wide_low = (low - timedelta(days=1)).strftime("%Y-%m-%d %H:%M:%S")
         wide_high = (high + timedelta(days=1)).strftime("%Y-%m-%d %H:%M:%S")
         if backend == "sqlite":
-            sql += f" where {watermark} >= {_literal(wide_low)} and {watermark} < {_literal(wide_high)}"
+            sql += f" where {_in_window(watermark, _literal(wide_low), _literal(wide_high))}"
         else:
-            sql += (
-                f" where {watermark} >= cast({_literal(wide_low + '+00')} as timestamptz)"
-                f" and {watermark} < cast({_literal(wide_high + '+00')} as timestamptz)"
+            bounds = (
+                f"cast({_literal(bound + '+00')} as timestamptz)" for bound in (wide_low, wide_high)
             )
+            sql += f" where {_in_window(watermark, *bounds)}"
     schema = pa.schema([(c, pa.string()) for c in columns])
 
     def unavailable(error: Exception) -> SourceUnavailableError:

@@ -76,6 +76,48 @@ def test_lookback_rereads_late_rows_when_there_is_no_recorded_at(tmp_path):
     assert "recorded_at" in manifest["columns_missing"]
 
 
+def test_database_rows_land_in_source_order_with_bad_rows_quarantined_as_delivered(tmp_path):
+    # Enough rows for DuckDB to work on several row groups at once: the good rows are not
+    # sorted after the split, so their order is the source's only if the split keeps it.
+    count = 300_000
+    transactions = [
+        (
+            f"T{n:07d}",
+            f"M{n % 997}",
+            "2026-06-01 10:00:00",
+            "oops" if n % 50_000 == 7 else str(n % 90 + 1),
+            "2026-06-01 10:05:00",
+            "app",
+            n % 11,
+        )
+        for n in range(count)
+    ]
+    url = write_loyalty(tmp_path / "loyalty.db", transactions=transactions)
+    settings = load_settings({"CX_DATA_DIR": str(tmp_path), "CX_LOYALTY_URL": url})
+    manifest = land(settings, contract.TRANSACTIONS, DAY1, DAY3, full_history=True)
+    assert (manifest["rows_landed"], manifest["rows_quarantined"]) == (count - 6, 6)
+    interval = Lake(settings.lake_dir).partitions(contract.TRANSACTIONS)[-1]
+    con = duckdb.connect()
+    source_rows = [
+        row[0]
+        for row in con.execute(
+            "select _source_row from read_parquet(?)",
+            [str(Lake(settings.lake_dir).raw_path(contract.TRANSACTIONS, interval))],
+        ).fetchall()
+    ]
+    assert source_rows == sorted(source_rows)
+    assert len(source_rows) == count - 6
+    bad = con.execute(
+        "select _source_row, amount, transaction_id, _reject_reason from read_parquet(?) "
+        "order by _source_row",
+        [str(Lake(settings.lake_dir).quarantine_path(contract.TRANSACTIONS, interval))],
+    ).fetchall()
+    assert [row[:3] for row in bad] == [
+        (n + 1, "oops", f"T{n:07d}") for n in range(7, count, 50_000)
+    ]
+    assert all(row[3] == "amount is not a valid decimal: oops" for row in bad)
+
+
 def test_mixed_offsets_land_as_utc(sources):
     land(sources, contract.SURVEY_RESPONSES, DAY2, DAY3)
     interval = Lake(sources.lake_dir).partitions(contract.SURVEY_RESPONSES)[-1]
@@ -264,3 +306,31 @@ def test_survey_line_helper_round_trips():
         "submitted_at": "t",
         "nps": 1,
     }
+
+
+def test_watermark_window_matches_coalesce_and_searches_the_index():
+    import itertools
+    import sqlite3
+
+    from ingestion.readers import _in_window
+
+    con = sqlite3.connect(":memory:")
+    con.execute("create table t (id integer, recorded_at text, occurred_at text)")
+    con.execute("create index ix_recorded on t (recorded_at)")
+    days = [None, "2026-05-31 23:00:00", "2026-06-01 00:00:00", "2026-06-01 12:00:00", "2026-06-02"]
+    con.executemany(
+        "insert into t values (?, ?, ?)",
+        [(n, *pair) for n, pair in enumerate(itertools.product(days, repeat=2))],
+    )
+    low, high = "'2026-06-01 00:00:00'", "'2026-06-02'"
+    predicate = _in_window(("recorded_at", "occurred_at"), low, high)
+    chosen = con.execute(f"select id from t where {predicate} order by id").fetchall()
+    expected = con.execute(
+        f"select id from t where coalesce(recorded_at, occurred_at) >= {low} "
+        f"and coalesce(recorded_at, occurred_at) < {high} order by id"
+    ).fetchall()
+    assert chosen == expected and len(expected) == 12  # 2 of 5 recorded_at x 5, + 2 null
+    plan = " ".join(
+        row[-1] for row in con.execute(f"explain query plan select id from t where {predicate}")
+    )
+    assert "USING INDEX ix_recorded" in plan and "SCAN t" not in plan
