@@ -308,7 +308,8 @@ def test_survey_line_helper_round_trips():
     }
 
 
-def test_watermark_window_matches_coalesce_and_searches_the_index():
+@pytest.mark.parametrize("watermark", [("recorded_at", "occurred_at"), ("recorded_at",)])
+def test_watermark_window_matches_coalesce_searching_the_index_for_a_day_only(watermark):
     import itertools
     import sqlite3
 
@@ -323,14 +324,19 @@ def test_watermark_window_matches_coalesce_and_searches_the_index():
         [(n, *pair) for n, pair in enumerate(itertools.product(days, repeat=2))],
     )
     low, high = "'2026-06-01 00:00:00'", "'2026-06-02'"
-    predicate = _in_window(("recorded_at", "occurred_at"), low, high)
-    chosen = con.execute(f"select id from t where {predicate} order by id").fetchall()
+    mark = f"coalesce({', '.join(watermark)}, null)"
     expected = con.execute(
-        f"select id from t where coalesce(recorded_at, occurred_at) >= {low} "
-        f"and coalesce(recorded_at, occurred_at) < {high} order by id"
+        f"select id from t where {mark} >= {low} and {mark} < {high} order by id"
     ).fetchall()
-    assert chosen == expected and len(expected) == 12  # 2 of 5 recorded_at x 5, + 2 null
-    plan = " ".join(
-        row[-1] for row in con.execute(f"explain query plan select id from t where {predicate}")
-    )
-    assert "USING INDEX ix_recorded" in plan and "SCAN t" not in plan
+    # 2 of the 5 recorded_at values are in the window (x 5 occurred_at), + 2 by occurred_at.
+    assert len(expected) == (12 if len(watermark) == 2 else 10)
+    for scan in (False, True):
+        predicate = _in_window(watermark, low, high, scan=scan)
+        assert con.execute(f"select id from t where {predicate} order by id").fetchall() == expected
+        plan = " ".join(
+            row[-1] for row in con.execute(f"explain query plan select id from t where {predicate}")
+        )
+        # A day's read searches the index; the full history scans rather than fetch every row
+        # through it.
+        assert ("USING INDEX ix_recorded" in plan) is not scan
+        assert ("SCAN t" in plan) is scan
