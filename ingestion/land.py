@@ -81,8 +81,11 @@ def _connect(spill_dir: Path) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def _copy_parquet(con: duckdb.DuckDBPyConnection, relation: str, path: Path) -> None:
-    con.execute(f"copy (select * from {relation}) to '{path}' (format parquet, compression zstd)")
+def _copy_parquet(con: duckdb.DuckDBPyConnection, relation: str, path: Path) -> int:
+    """Write ``relation`` to ``path``; return the rows written (DuckDB's COPY counts them)."""
+    return con.execute(
+        f"copy (select * from {relation}) to '{path}' (format parquet, compression zstd)"
+    ).fetchone()[0]
 
 
 def _reason_summary(con: duckdb.DuckDBPyConnection, bad: str) -> list[dict]:
@@ -135,10 +138,10 @@ def extract(
         raw = replace(raw, relation=kept)
 
         good, bad = split_rows(con, table, raw, interval.start, interval.end, watermark, window)
-        landed = con.execute(f"select count(*) from {good}").fetchone()[0]
         quarantined = con.execute(f"select count(*) from {bad}").fetchone()[0]
         reasons = _reason_summary(con, bad)
-        _copy_parquet(con, good, staging / GOOD)
+        # Counted as written: good rows may be a view, which a count would compute again.
+        landed = _copy_parquet(con, good, staging / GOOD)
         if quarantined:
             _copy_parquet(con, bad, staging / BAD)
     finally:

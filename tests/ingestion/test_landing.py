@@ -328,7 +328,8 @@ def test_watermark_window_matches_coalesce_searching_the_index_for_a_day_only(wa
     expected = con.execute(
         f"select id from t where {mark} >= {low} and {mark} < {high} order by id"
     ).fetchall()
-    # 2 of the 5 recorded_at values are in the window (x 5 occurred_at), + 2 by occurred_at.
+    # 2 of the 5 recorded_at values are in the window (x 5 occurred_at); with occurred_at as
+    # the second watermark, 2 more rows whose recorded_at is null.
     assert len(expected) == (12 if len(watermark) == 2 else 10)
     for scan in (False, True):
         predicate = _in_window(watermark, low, high, scan=scan)
