@@ -76,9 +76,13 @@ def test_lookback_rereads_late_rows_when_there_is_no_recorded_at(tmp_path):
     assert "recorded_at" in manifest["columns_missing"]
 
 
-def test_database_rows_land_in_source_order_with_bad_rows_quarantined_as_delivered(tmp_path):
+@pytest.mark.parametrize("erased", [None, "M5"], ids=["nobody-erased", "one-member-erased"])
+def test_database_rows_land_in_source_order_with_bad_rows_quarantined_as_delivered(
+    tmp_path, erased
+):
     # Enough rows for DuckDB to work on several row groups at once: the good rows are not
-    # sorted after the split, so their order is the source's only if the split keeps it.
+    # sorted after the split, so their order is the source's only if the split keeps it. With
+    # a member erased, the rows pass through the suppression filter first, which must keep it.
     count = 300_000
     transactions = [
         (
@@ -93,9 +97,18 @@ def test_database_rows_land_in_source_order_with_bad_rows_quarantined_as_deliver
         for n in range(count)
     ]
     url = write_loyalty(tmp_path / "loyalty.db", transactions=transactions)
-    settings = load_settings({"CX_DATA_DIR": str(tmp_path), "CX_LOYALTY_URL": url})
+    settings = load_settings(
+        {"CX_DATA_DIR": str(tmp_path), "CX_LOYALTY_URL": url, "CX_HASH_KEY": "k" * 32}
+    )
+    suppressed = 0
+    if erased:
+        from privacy.suppression import record
+
+        record(settings, {"member": [erased]}, members=1)
+        suppressed = sum(1 for row in transactions if row[1] == erased)
     manifest = land(settings, contract.TRANSACTIONS, DAY1, DAY3, full_history=True)
-    assert (manifest["rows_landed"], manifest["rows_quarantined"]) == (count - 6, 6)
+    assert manifest["rows_suppressed"] == suppressed
+    assert (manifest["rows_landed"], manifest["rows_quarantined"]) == (count - 6 - suppressed, 6)
     interval = Lake(settings.lake_dir).partitions(contract.TRANSACTIONS)[-1]
     con = duckdb.connect()
     source_rows = [
@@ -106,7 +119,7 @@ def test_database_rows_land_in_source_order_with_bad_rows_quarantined_as_deliver
         ).fetchall()
     ]
     assert source_rows == sorted(source_rows)
-    assert len(source_rows) == count - 6
+    assert len(source_rows) == count - 6 - suppressed
     bad = con.execute(
         "select _source_row, amount, transaction_id, _reject_reason from read_parquet(?) "
         "order by _source_row",
