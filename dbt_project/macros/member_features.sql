@@ -8,7 +8,10 @@
     `with_inputs_hash` adds member_inputs_hash: a hash of every input row a member's features at
     the cutoff are computed from (their daily activity and survey responses before it, their
     enrolment and closure as of it), so an incremental build can tell which rows changed.
-    `members` names a relation whose member_id column limits the members computed. -#}
+    `members` names a relation whose member_id column limits the members computed.
+
+    Days and responses dated on or after the latest cutoff are dropped before any join: they
+    count for no cutoff, and an early cutoff then probes only the history before it. -#}
 {% macro member_features_ctes(cutoffs, with_inputs_hash=false, members=none) -%}
 members as (
     select
@@ -28,6 +31,7 @@ member_daily as (
         {{ row_hash('daily') }} as input_row_hash
         {%- endif %}
     from {{ ref('fct_member_daily') }} as daily
+    where daily.activity_date < (select max(cutoff_date) from {{ cutoffs }})
 ),
 
 survey_responses as (
@@ -46,7 +50,9 @@ survey_responses as (
             ces_score,
             engagement_index
         from {{ ref('fct_survey_responses') }}
-        where member_id is not null
+        where
+            member_id is not null
+            and submitted_at < (select cast(max(cutoff_date) as timestamp) from {{ cutoffs }})
     ) as responses
 ),
 
