@@ -65,10 +65,15 @@ def churn_labels(
     Raises ``IncompleteLabelWindowError`` for a cutoff whose window is not fully observed, because
     a half-seen window would label quiet members as churners.
     """
-    bought = purchases.loc[purchases["amount"] > 0, ["member_id", "occurred_date"]].copy()
-    bought["occurred_date"] = pd.to_datetime(bought["occurred_date"])
-    closed = members[["member_id", "closed_at"]].copy()
-    closed["closed_at"] = pd.to_datetime(closed["closed_at"])
+    bought = purchases.loc[purchases["amount"] > 0, ["member_id", "occurred_date"]]
+    occurred = pd.to_datetime(bought["occurred_date"]).reset_index(drop=True)
+    closed_at = pd.to_datetime(members["closed_at"]).reset_index(drop=True)
+    # Members as integer codes shared by both frames: set tests on codes are numpy's, where
+    # tests on the Arrow-backed strings loop in Python (about 15 s at a million members).
+    codes, names = pd.factorize(
+        pd.concat([bought["member_id"], members["member_id"]], ignore_index=True)
+    )
+    buyer, member = codes[: len(bought)], codes[len(bought) :]
     frames = []
     for cutoff in cutoffs:
         if not label_window_complete(cutoff, last_data_date, horizon_days):
@@ -77,28 +82,19 @@ def churn_labels(
                 f"for its {horizon_days}-day churn window, but data ends on {last_data_date}"
             )
         start = pd.Timestamp(cutoff)
-        before = bought[
-            (bought["occurred_date"] >= start - pd.Timedelta(days=activity_days))
-            & (bought["occurred_date"] < start)
-        ]
-        after = bought[
-            (bought["occurred_date"] >= start)
-            & (bought["occurred_date"] < start + pd.Timedelta(days=horizon_days))
-        ]
-        active = pd.Index(before["member_id"].unique())
-        closed_before = set(closed.loc[closed["closed_at"] < start, "member_id"])
-        closed_in_window = set(
-            closed.loc[
-                (closed["closed_at"] >= start)
-                & (closed["closed_at"] < start + pd.Timedelta(days=horizon_days)),
-                "member_id",
-            ]
-        )
-        active = active[~active.isin(list(closed_before))]
-        bought_after = set(after["member_id"])
-        churned = [(m not in bought_after) or (m in closed_in_window) for m in active]
+        end = start + pd.Timedelta(days=horizon_days)
+        before = (occurred >= start - pd.Timedelta(days=activity_days)) & (occurred < start)
+        after = (occurred >= start) & (occurred < end)
+        active = np.unique(buyer[before.to_numpy()])
+        active = active[active >= 0]  # a purchase with no member is no one's
+        closed_before = member[(closed_at < start).to_numpy()]
+        closed_in_window = member[((closed_at >= start) & (closed_at < end)).to_numpy()]
+        active = active[~np.isin(active, closed_before)]
+        churned = ~np.isin(active, buyer[after.to_numpy()]) | np.isin(active, closed_in_window)
         frames.append(
-            pd.DataFrame({"member_id": active, "cutoff_date": cutoff, "churned": churned})
+            pd.DataFrame(
+                {"member_id": names.take(active), "cutoff_date": cutoff, "churned": churned}
+            )
         )
     if not frames:
         return pd.DataFrame({"member_id": [], "cutoff_date": [], "churned": []})

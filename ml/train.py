@@ -380,6 +380,7 @@ def train(config: TrainConfig, data: features.WarehouseData | None = None) -> di
     training = features.build_training_data(
         data, config.horizon_days, config.n_train_cutoffs, seed=config.seed
     )
+    del data  # the whole feature table is no longer needed; fitting should not hold it
     training = cap_training_rows(training, config.max_train_rows, config.seed)
     validate.validate_features(
         features.to_model_frame(training.churn_train, features.FEATURE_COLUMNS),

@@ -79,6 +79,24 @@ def test_churn_horizon_is_configurable():
     assert not churn_labels(purchases, members, [CUTOFF], LAST, horizon_days=90)["churned"].item()
 
 
+def test_churn_labels_over_several_cutoffs_and_a_purchase_with_no_member():
+    purchases = _purchases(
+        [
+            ("a", date(2025, 5, 1), 5.0),
+            ("a", date(2025, 6, 15), 5.0),
+            ("b", date(2025, 6, 20), 5.0),
+            (None, date(2025, 5, 2), 5.0),
+        ]
+    )
+    members = _members({"a": None, "b": "2025-07-10"})
+    out = churn_labels(purchases, members, [CUTOFF, date(2025, 7, 1)], LAST, horizon_days=30)
+    assert [tuple(row) for row in out.itertuples(index=False)] == [
+        ("a", CUTOFF, False),  # bought on June 15
+        ("a", date(2025, 7, 1), True),  # nothing in July
+        ("b", date(2025, 7, 1), True),  # closed on July 10, inside the window
+    ]
+
+
 def test_incomplete_label_window_raises():
     purchases = _purchases([("a", date(2025, 5, 1), 5.0)])
     with pytest.raises(IncompleteLabelWindowError, match="needs data up to 2025-08-29"):
