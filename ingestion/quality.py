@@ -76,14 +76,12 @@ def validate_parquet(
     path: Path, table: Table, expect_rows: bool, chunk_rows: int = CHUNK_ROWS
 ) -> ValidationSummary:
     """Run the table's suite on a staged Parquet file; return what passed and what failed."""
-    # GX logs every registration at INFO; keep task logs readable.
-    logging.getLogger("great_expectations").setLevel(logging.WARNING)
     import great_expectations as gx
     import pyarrow.parquet as pq
-    from great_expectations.data_context.types.base import ProgressBarsConfig
 
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    from config.gx_context import ephemeral_context
+
+    context = ephemeral_context()
     source = context.data_sources.add_pandas(f"landing_{table.source}")
     asset = source.add_dataframe_asset(table.name)
     batch = asset.add_batch_definition_whole_dataframe("staged")

@@ -95,12 +95,11 @@ def validate_features(frame: pd.DataFrame, columns: Sequence[str], stage: str) -
 
     Returns a small summary (expectations evaluated and passed) for logging.
     """
-    import great_expectations as gx
     from great_expectations.core.result_format import ResultFormat
-    from great_expectations.data_context.types.base import ProgressBarsConfig
 
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    from config.gx_context import ephemeral_context
+
+    context = ephemeral_context()
     source = context.data_sources.add_pandas(name=f"ml_{stage}")
     asset = source.add_dataframe_asset(name="features")
     batch_definition = asset.add_batch_definition_whole_dataframe("whole_frame")

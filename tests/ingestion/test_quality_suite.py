@@ -97,3 +97,19 @@ def test_chunks_add_up_to_the_verdict_on_the_whole_file(tmp_path):
 def test_an_empty_file_fails_only_the_row_count(tmp_path):
     empty = _responses().slice(0, 0)
     assert _failed(tmp_path, empty) == {("expect_table_row_count_to_be_between", None): None}
+
+
+def test_the_suite_does_not_hash_every_row_of_its_frames(tmp_path, monkeypatch):
+    """GX fingerprints each pandas batch under 1 GB by hashing all its rows, metadata nothing
+    reads (most of the landing's validation time at 1M members); the context turns it off."""
+    from great_expectations.execution_engine import pandas_execution_engine
+
+    def hashed(frame):
+        raise AssertionError(f"GX hashed a frame of {len(frame)} rows")
+
+    monkeypatch.setattr(pandas_execution_engine, "hash_pandas_dataframe", hashed)
+    monkeypatch.setattr(pandas_execution_engine, "HASH_THRESHOLD", 1e9)  # GX's own default
+    nps = pa.array([None if i % 4 == 0 else (11 if i == 5 else 3) for i in range(ROWS)])
+    assert _failed(tmp_path, _responses(nps=nps), chunk_rows=7) == {
+        ("expect_column_values_to_be_between", "nps"): 1
+    }
