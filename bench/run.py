@@ -332,6 +332,8 @@ def bench_size(
     log = root / "bench.log"
     log.write_text("")
     print(f"\n== {members:,} members in {root} (log: {log})", flush=True)
+    calibration = {"before": calibrate()}
+    print(f"  host calibration before: {calibration['before']}", flush=True)
     stages: list[Stage] = []
     if not (skip_generate and (root / "sample" / "loyalty.db").exists()):
         command = [sys.executable, "-m", "sample_data.generate", "--out", str(root / "sample")]
@@ -387,11 +389,16 @@ def bench_size(
         except Exception as error:  # a failed ceiling must not lose the pipeline's figures
             print(f"  a ceiling failed: {error}", flush=True)
             ceilings.append(Stage("ceiling (failed)", 0.0, 0.0, 0.0, ok=False))
-    return summarise(members, stages, ceilings, dbt_tasks)
+    calibration["after"] = calibrate()
+    return summarise(members, stages, ceilings, dbt_tasks, calibration)
 
 
 def summarise(
-    members: int, stages: list[Stage], ceilings: list[Stage], dbt_tasks: str = DEFAULT_DBT_TASKS
+    members: int,
+    stages: list[Stage],
+    ceilings: list[Stage],
+    dbt_tasks: str = DEFAULT_DBT_TASKS,
+    calibration: dict | None = None,
 ) -> dict:
     full = [s for s in stages if s.name.startswith("full:")]
     daily = [s for s in stages if s.name.startswith("incremental:")]
@@ -424,7 +431,7 @@ def summarise(
         "members": members,
         "dbt_tasks": dbt_tasks,
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": machine(),
+        "machine": {**machine(), "calibration": calibration},
         "stages": [
             {**asdict(s), "rows_per_second": s.rows_per_second and round(s.rows_per_second)}
             for s in stages
@@ -457,6 +464,29 @@ def machine() -> dict:
     }
 
 
+def calibrate(rows: int = 40_000_000) -> dict[str, float]:
+    """Seconds for two fixed workloads, so runs on hosts of different speed can be compared:
+    a DuckDB group-by over ``rows`` generated rows on the machine's cores (the shape of the
+    warehouse's work), and a pure-Python loop of ``rows // 10`` steps on one core (the shape of
+    the glue). The same code on the same host gives the same figures within a few percent; this
+    host's speed moved 2.4x between two sessions, which only such a yardstick shows."""
+    import duckdb
+
+    with duckdb.connect() as con:
+        started = time.perf_counter()
+        con.execute(
+            f"select count(*), sum(total) from (select i % 1000003 as key, sum(i) as total "
+            f"from range({rows}) as numbers(i) group by key)"
+        ).fetchone()
+        duckdb_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    total = 0
+    for number in range(rows // 4):
+        total += number * number % 7
+    python_seconds = time.perf_counter() - started
+    return {"duckdb_seconds": round(duckdb_seconds, 2), "python_seconds": round(python_seconds, 2)}
+
+
 def print_table(result: dict) -> None:
     print(
         f"\n{result['members']:,} members, dbt as {result.get('dbt_tasks', 'per_model')} "
@@ -473,6 +503,8 @@ def print_table(result: dict) -> None:
         )
     for key, value in {**result["totals"], **result["ratios_to_ceiling"]}.items():
         print(f"  {key:<40} {value}")
+    for moment, figures in (result["machine"].get("calibration") or {}).items():
+        print(f"  {'host calibration ' + moment:<40} {figures}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -75,3 +75,17 @@ def test_the_ceiling_runs_the_feature_table_batch_by_batch(tmp_path):
     with duckdb.connect() as con:
         ran = [[str(r[0]) for r in con.execute(sql).fetchall()] for sql in batches]
     assert ran == [cutoffs[0:2], cutoffs[2:4], cutoffs[4:]]
+
+
+def test_the_host_calibration_is_timed_and_kept_with_the_machine(capsys):
+    from bench.run import calibrate
+
+    figures = calibrate(rows=2_000_000)
+    assert set(figures) == {"duckdb_seconds", "python_seconds"}
+    assert all(seconds > 0 for seconds in figures.values())
+    calibration = {"before": figures, "after": {"duckdb_seconds": 2.0, "python_seconds": 1.0}}
+    result = summarise(10, [_stage("full:build_warehouse", 5.0)], [], calibration=calibration)
+    assert result["machine"]["calibration"] == calibration
+    print_table(result)
+    printed = capsys.readouterr().out
+    assert "host calibration after" in printed and "'duckdb_seconds': 2.0" in printed
