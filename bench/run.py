@@ -467,9 +467,10 @@ def machine() -> dict:
 def calibrate(rows: int = 40_000_000) -> dict[str, float]:
     """Seconds for two fixed workloads, so runs on hosts of different speed can be compared:
     a DuckDB group-by over ``rows`` generated rows on the machine's cores (the shape of the
-    warehouse's work), and a pure-Python loop of ``rows // 10`` steps on one core (the shape of
-    the glue). The same code on the same host gives the same figures within a few percent; this
-    host's speed moved 2.4x between two sessions, which only such a yardstick shows."""
+    warehouse's work), and a pure-Python loop of ``rows // 4`` steps on one core (the shape of
+    the glue). Three calls in a row on an idle host: 0.77-0.90 s and 0.44-0.49 s, so only
+    differences well past a tenth say something. This host's speed moved 2.4x between two
+    sessions, which only such a yardstick in the run shows."""
     import duckdb
 
     with duckdb.connect() as con:
