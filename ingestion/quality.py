@@ -10,13 +10,10 @@ counts but no values (``RESULT_FORMAT``), so no personal value can appear in a r
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from ingestion.contract import Table
-
-log = logging.getLogger(__name__)
 
 # Unknown enum values are kept (the warehouse maps them) but more than this share fails the run.
 ENUM_MOSTLY = 0.95
