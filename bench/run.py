@@ -9,6 +9,9 @@ job for the full history, then one incremental day on top, each DAG in its own p
   each model as dbt materialises it and under the dbt profile's memory limit;
 - the extract: each raw source read directly into Arrow by the fastest reader we have.
 
+And one floor: each DAG of the incremental day again, as a stand-in with as many tasks that do
+nothing, run the same way. It is what a day costs before any task does work.
+
 It prints a table and writes the figures as JSON to ``bench/results/<members>-members.json``.
 A benchmark, not a test: nothing here asserts a target; the figures say where we stand.
 """
@@ -163,6 +166,67 @@ def run_day(
         if not stage.ok:
             print(f"  {dag_id} failed; see {log}", flush=True)
             break
+    return stages
+
+
+# A stand-in for one DAG of the day: as many tasks as the real one ran, chained, doing nothing.
+FLOOR_DAG = '''"""{dag_id}: {tasks} tasks that do nothing, in place of {real} (the bench's floor)."""
+
+from datetime import datetime
+
+from airflow.sdk import dag, task
+
+
+@dag(dag_id="{dag_id}", schedule=None, start_date=datetime(2024, 1, 1), catchup=False)
+def floor():
+    @task
+    def step():
+        return None
+
+    previous = None
+    for number in range({tasks}):
+        current = step.override(task_id=f"step_{{number}}")()
+        if previous is not None:
+            previous >> current
+        previous = current
+
+
+floor()
+'''
+
+
+def orchestration_floor(
+    daily: list[Stage], logical: date, env: dict[str, str], root: Path, log: Path
+) -> list[Stage]:
+    """Each DAG of the day run again as a stand-in of as many tasks that do nothing, the way the
+    day ran it: its own process, ``python -m pipeline dag``, ``dag.test()``.
+
+    The day cannot cost less than this, however little data it brings. It is the process start,
+    Airflow's start-up, parsing the DAG folder, and each task's hand-offs through Airflow's API.
+    It is a lower bound: real tasks also import their libraries (Great Expectations, DuckDB,
+    scikit-learn). Not measured after a day that failed."""
+    if not daily or not all(stage.ok for stage in daily):
+        return []
+    # The stand-ins sit beside copies of the project's DAG files: ``dag.test()`` parses and
+    # syncs the whole DAG folder, as it does for the real run.
+    folder = root / "floor_dags"
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.copytree(REPO_ROOT / "dags", folder, ignore=shutil.ignore_patterns("__pycache__"))
+    env = {**env, "AIRFLOW__CORE__DAGS_FOLDER": str(folder)}
+    stages = []
+    for stage in daily:
+        real = stage.name.split(":", 1)[1]
+        dag_id = f"floor_{real}"
+        (folder / f"{dag_id}.py").write_text(
+            FLOOR_DAG.format(dag_id=dag_id, real=real, tasks=max(len(stage.tasks), 1))
+        )
+        command = [sys.executable, "-m", "pipeline", "dag", dag_id, "--skip-migrate"]
+        command += ["--logical-date", logical.isoformat()]
+        floor = run_measured(f"floor:{real}", command, env, log)
+        floor.counted = False
+        floor.tasks = task_seconds(root / "airflow", dag_id)
+        stages.append(floor)
+        print(f"  {floor.name:<32} {floor.wall_seconds:>8.1f}s", flush=True)
     return stages
 
 
@@ -382,6 +446,7 @@ def bench_size(
         if dag_id.startswith("ingest_"):
             stage.rows = daily_landed.get(dag_id.removeprefix("ingest_"), 0)
     stages += daily
+    stages += orchestration_floor(daily, incremental_day, env, root, log)
     ceilings = []
     for measure in (lambda: [dbt_sql_ceiling(root, env, log)], lambda: extract_ceiling(root)):
         try:
@@ -402,8 +467,10 @@ def summarise(
 ) -> dict:
     full = [s for s in stages if s.name.startswith("full:")]
     daily = [s for s in stages if s.name.startswith("incremental:")]
+    floor = [s for s in stages if s.name.startswith("floor:")]
     full_total = sum(s.wall_seconds for s in full)
     daily_total = sum(s.wall_seconds for s in daily)
+    floor_total = sum(s.wall_seconds for s in floor)
     by_name = {s.name: s for s in stages + ceilings}
     ratios = {}
     warehouse = by_name.get("full:build_warehouse")
@@ -445,10 +512,16 @@ def summarise(
             "full_peak_memory_mb": max((s.peak_memory_mb for s in full), default=0.0),
             "incremental_wall_seconds": round(daily_total, 1),
             "incremental_share_of_full": round(daily_total / full_total, 3) if full_total else None,
+            # The day's DAGs with tasks that do nothing (orchestration_floor); None: not measured.
+            "incremental_orchestration_floor_seconds": round(floor_total, 1) if floor else None,
+            "incremental_floor_share_of_full": round(floor_total / full_total, 3)
+            if floor and full_total
+            else None,
             "validation_share_of_ingestion": round(validation / ingestion, 3)
             if ingestion
             else None,
-            "all_ok": all(s.ok for s in stages),
+            # The floor is a reference, like the ceilings: its failure is printed, not the run's.
+            "all_ok": all(s.ok for s in stages if s not in floor),
         },
         "ratios_to_ceiling": ratios,
     }

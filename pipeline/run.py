@@ -16,7 +16,6 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from config import Settings, load_settings
-from config.settings import REPO_ROOT
 from pipeline.airflow_env import apply_airflow_env
 
 log = logging.getLogger(__name__)
@@ -49,10 +48,15 @@ def migrate_airflow_db() -> None:
 
 
 def load_dag(dag_id: str):
-    """Parse ``dags/<dag_id>.py`` the way Airflow does and return its DAG."""
+    """Parse ``<dags folder>/<dag_id>.py`` the way Airflow does and return its DAG.
+
+    The folder is Airflow's ``[core] dags_folder``: the project's ``dags/`` unless the
+    environment names another (the bench's stand-in DAGs). ``dag.test()`` syncs that folder to
+    the metadata database, and a DAG outside it cannot run."""
+    from airflow.configuration import conf
     from airflow.dag_processing.dagbag import DagBag
 
-    path = REPO_ROOT / "dags" / f"{dag_id}.py"
+    path = Path(conf.get("core", "dags_folder")) / f"{dag_id}.py"
     bag = DagBag(dag_folder=str(path))
     if bag.import_errors:
         raise PipelineFailed(f"{path} does not import: {next(iter(bag.import_errors.values()))}")

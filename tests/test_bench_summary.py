@@ -89,3 +89,46 @@ def test_the_host_calibration_is_timed_and_kept_with_the_machine(capsys):
     print_table(result)
     printed = capsys.readouterr().out
     assert "host calibration after" in printed and "'duckdb_seconds': 2.0" in printed
+
+
+def test_the_floor_is_reported_against_the_full_run_apart_from_the_day(capsys):
+    stages = [
+        _stage("full:build_warehouse", 100.0),
+        _stage("incremental:build_warehouse", 20.0),
+        # A failed stand-in is printed, but the pipeline's run stays ok, as with a ceiling.
+        Stage("floor:build_warehouse", 8.0, 8.0, 200.0, counted=False, ok=False),
+    ]
+    totals = summarise(10, stages, [])["totals"]
+    assert totals["incremental_wall_seconds"] == 20.0  # the floor is not part of the day
+    assert totals["incremental_orchestration_floor_seconds"] == 8.0
+    assert totals["incremental_floor_share_of_full"] == 0.08
+    assert totals["all_ok"] is True
+    print_table(summarise(10, stages, []))
+    printed = capsys.readouterr().out
+    assert "floor:build_warehouse" in printed and "incremental_floor_share_of_full" in printed
+    unmeasured = summarise(10, stages[:2], [])["totals"]
+    assert unmeasured["incremental_orchestration_floor_seconds"] is None
+
+
+def test_no_floor_is_measured_after_a_day_that_failed(tmp_path):
+    from bench.run import orchestration_floor
+
+    day = [_stage("incremental:ingest_loyalty", 4.0, ok=False)]
+    assert orchestration_floor(day, None, {}, tmp_path, tmp_path / "log") == []
+    assert not (tmp_path / "floor_dags").exists()
+
+
+def test_a_floor_stand_in_is_a_chain_of_tasks_that_do_nothing(tmp_path, monkeypatch):
+    """The stand-in parses from the DAG folder Airflow is configured with, as the day's DAGs do,
+    and has the real DAG's number of tasks, one after another."""
+    from bench.run import FLOOR_DAG
+    from pipeline.run import load_dag
+
+    source = FLOOR_DAG.format(dag_id="floor_run_programs", real="run_programs", tasks=3)
+    (tmp_path / "floor_run_programs.py").write_text(source)
+    monkeypatch.setenv("AIRFLOW__CORE__DAGS_FOLDER", str(tmp_path))
+    dag = load_dag("floor_run_programs")
+    assert sorted(dag.task_ids) == ["step_0", "step_1", "step_2"]
+    assert dag.get_task("step_0").upstream_task_ids == set()
+    assert dag.get_task("step_2").upstream_task_ids == {"step_1"}
+    assert dag.get_task("step_1").python_callable() is None
