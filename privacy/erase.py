@@ -252,7 +252,7 @@ def erase_from_duckdb(
     import duckdb
 
     from warehouse.dbt_runner import release_duckdb
-    from warehouse.publish import publish_duckdb, published_path
+    from warehouse.publish import forget_log_position, publish_duckdb, published_path
 
     path = settings.duckdb_path
     if not path.exists():
@@ -269,6 +269,9 @@ def erase_from_duckdb(
                 )
         con.execute("begin transaction")
         try:
+            # These deletes are not in the models' publish log: until the copy is republished
+            # whole, the next publish must compare every row, or it could keep erased rows.
+            forget_log_position(con)
             for (schema, name), columns in _duckdb_tables(con).items():
                 if schema == "temp" or name == "cx_erased_keys":
                     continue

@@ -16,7 +16,9 @@ import os
 import shutil
 import stat
 import tempfile
+import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 # Schemas left out of the analysts' copy.
@@ -64,6 +66,11 @@ def publish_duckdb(
     Without either, or with no previous copy, every table is copied: the file then holds no
     byte of a row the warehouse no longer has, which is why erasure publishes this way.
 
+    The analysts' copy (``published_path``) also uses the log the largest tables' models keep
+    of the rows they rewrite (``LOGGED_TABLES``, ``dbt_project/macros/publish_log.sql``): a
+    sync by rows compares only the logged rows of those tables, and a publish that brought every
+    table up to date records how far into the log the copy has come (``_take_log``).
+
     ``memory_limit`` (DuckDB's notation, ``4GB``; by default the setting
     ``CX_DUCKDB_MEMORY_LIMIT``) bounds the copy's memory; past it DuckDB spills to the staging
     folder. Unbounded, DuckDB may take 80% of the machine: the sync by rows took 7.6 GB at 1M
@@ -73,8 +80,11 @@ def publish_duckdb(
         from config import load_settings
 
         memory_limit = load_settings().duckdb_memory_limit
+    # Only the analysts' copy follows the log: the log records one copy's position.
+    follows_log = target is None or Path(target) == published_path(duckdb_path)
     target = target or published_path(duckdb_path)
     target.parent.mkdir(parents=True, exist_ok=True)
+    log = None
     work = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-publish-"))
     staged = work / target.name
     try:
@@ -86,7 +96,9 @@ def publish_duckdb(
         with _connect(memory_limit, work / "spill") as connection:
             connection.execute(f"attach '{duckdb_path}' as cx_source (read_only)")
             connection.execute(f"attach '{staged}' as cx_published")
-            if by_rows and not _sync_tables(connection, tables, skip, changed_rows):
+            log = _read_log(connection) if follows_log else None
+            logged = _logged_rows(connection, log) if by_rows and log else {}
+            if by_rows and not _sync_tables(connection, tables, skip, changed_rows, logged):
                 # Too much of the file is free space: start a fresh copy.
                 connection.execute("detach cx_published")
                 staged.unlink()
@@ -100,6 +112,8 @@ def publish_duckdb(
         os.replace(staged, target)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    if log and tables is None and not (by_rows and set(skip) & set(LOGGED_TABLES)):
+        _take_log(duckdb_path, log.last_id)
     return target
 
 
@@ -146,10 +160,13 @@ def _sync_tables(
     only: Sequence[str] | None = None,
     skip: Sequence[str] = (),
     changed_rows: str | None = None,
+    logged: dict[str, str] | None = None,
 ) -> bool:
     """Bring ``cx_published`` (a previous copy) up to ``cx_source``, table by table (just the
-    tables named in ``only``, none of those in ``skip``; rows as ``_sync_rows`` compares them);
-    returns False when the copy should be made afresh."""
+    tables named in ``only``, none of those in ``skip``; rows as ``_sync_rows`` compares them,
+    those of a table in ``logged`` only where its condition holds); returns False when the copy
+    should be made afresh."""
+    logged = logged or {}
     source = {(schema, name): definition for schema, name, definition in _tables(connection)}
     published = {
         (schema, name): definition
@@ -166,7 +183,9 @@ def _sync_tables(
             connection.execute(f'drop table cx_published."{schema}"."{name}"')
         for (schema, name), definition in sorted(source.items()):
             if published.get((schema, name)) == definition and _sync_rows(
-                connection, f'"{schema}"."{name}"', changed_rows
+                connection,
+                f'"{schema}"."{name}"',
+                logged.get(name, changed_rows) if schema == "main" else changed_rows,
             ):
                 continue
             connection.execute(f'drop table if exists cx_published."{schema}"."{name}"')
@@ -243,3 +262,113 @@ def _copy_tables(connection, only: Sequence[str] | None = None) -> None:
             _copy_table(connection, schema, name, definition)
     finally:
         connection.execute("use memory")
+
+
+# The tables whose dbt models log the members and cutoffs they rewrite in cx_state.publish_log
+# (dbt_project/macros/publish_log.sql). Written by anything else, a change to one of their rows
+# in place would not reach the analysts' copy; erasure, which deletes from them, resets the
+# copy's position (``forget_log_position``) so the next publish compares every row.
+LOGGED_TABLES = ("fct_member_daily", "member_features_pit")
+
+
+@dataclass(frozen=True)
+class LogState:
+    """How far into the warehouse's publish log the analysts' copy has come (None: unknown,
+    so every row is compared), and the last entry there is now."""
+
+    position: int | None
+    last_id: int
+
+
+def _read_log(connection) -> LogState | None:
+    """The log's state in ``cx_source``, or None when the warehouse keeps no log (a build on
+    PostgreSQL, or before the log existed)."""
+    names = {
+        name
+        for (name,) in connection.execute(
+            "select table_name from duckdb_tables() where database_name = 'cx_source' "
+            "and schema_name = 'cx_state' and table_name like 'publish_log%'"
+        ).fetchall()
+    }
+    if "publish_log" not in names:
+        return None
+    last_id = connection.execute(
+        "select coalesce(max(log_id), 0) from cx_source.cx_state.publish_log"
+    ).fetchone()[0]
+    position = None
+    if "publish_log_position" in names:
+        position = connection.execute(
+            "select max(log_id) from cx_source.cx_state.publish_log_position"
+        ).fetchone()[0]
+    return LogState(position, max(last_id, position or 0))
+
+
+def _logged_rows(connection, log: LogState) -> dict[str, str]:
+    """For each of ``LOGGED_TABLES`` the copy can follow by the log, the SQL condition that
+    holds for the rows its model rewrote since the copy's position (``false`` when none). A
+    table logged as rewritten whole, or whose log names a column it lacks, is left out: every
+    row of it is compared."""
+    if log.position is None:
+        return {}
+    conditions = {}
+    for name in LOGGED_TABLES:
+        entries = (
+            "from cx_source.cx_state.publish_log "
+            f"where table_name = '{name}' and log_id > {int(log.position)}"
+        )
+        whole, members, cutoffs = connection.execute(
+            "select count(*) filter (where member_id is null and cutoff_date is null), "
+            f"count(member_id), count(cutoff_date) {entries}"
+        ).fetchone()
+        columns = {
+            column
+            for (column,) in connection.execute(
+                "select column_name from duckdb_columns() where database_name = 'cx_source' "
+                "and schema_name = 'main' and table_name = ?",
+                [name],
+            ).fetchall()
+        }
+        terms = []
+        if members:
+            terms.append(f"member_id in (select member_id {entries} and member_id is not null)")
+        if cutoffs:
+            terms.append(
+                f"cutoff_date in (select cutoff_date {entries} and cutoff_date is not null)"
+            )
+        needed = {"member_id"} if members else set()
+        needed |= {"cutoff_date"} if cutoffs else set()
+        if whole or not columns or not needed <= columns:
+            continue
+        conditions[name] = " or ".join(terms) or "false"
+    return conditions
+
+
+def _take_log(duckdb_path: Path, last_id: int) -> None:
+    """Record in the warehouse that the analysts' copy holds every change logged up to
+    ``last_id``, and drop those entries. Best effort: while another process writes the file the
+    position stays where it was, and the next publish compares more rows than it needs to."""
+    import duckdb
+
+    try:
+        with duckdb.connect(str(duckdb_path)) as connection:
+            connection.execute("begin transaction")
+            connection.execute(
+                "create table if not exists cx_state.publish_log_position (log_id bigint)"
+            )
+            connection.execute("delete from cx_state.publish_log_position")
+            connection.execute("insert into cx_state.publish_log_position values (?)", [last_id])
+            connection.execute("delete from cx_state.publish_log where log_id <= ?", [last_id])
+            connection.execute("commit")
+    except duckdb.Error as error:
+        warnings.warn(
+            f"the analysts' copy is published, but its position in {duckdb_path}'s publish log "
+            f"was not recorded ({error}); the next publish compares more rows",
+            stacklevel=2,
+        )
+
+
+def forget_log_position(connection) -> None:
+    """On a connection writing the warehouse: the analysts' copy's position in the publish log
+    is no longer known, so the next publish compares every row (erasure deletes from the logged
+    tables outside the log)."""
+    connection.execute("drop table if exists cx_state.publish_log_position")

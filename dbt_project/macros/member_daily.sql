@@ -121,8 +121,11 @@ survey_responses as (
         {%- do run_query(query) -%}
         {%- set changed = run_query("select count(*) from member_daily_changed").columns[0].values()[0] -%}
         {%- do log('fct_member_daily: ' ~ changed ~ ' members changed', info=True) -%}
+        {{ publish_log(members_sql='select member_id from member_daily_changed') }}
         delete from {{ this }}
         where member_id in (select member_id from member_daily_changed)
+    {%- elif execute -%}
+        {{ publish_log() }}
     {%- endif -%}
 {%- endmacro %}
 

@@ -498,14 +498,29 @@ select * from keyed
 {% macro pit_refresh_kept_cutoffs() -%}
     {%- if execute and is_incremental() -%}
         {%- set wanted = pit_cutoff_dates() -%}
-        delete from {{ this }}
-        {%- if wanted %}
-        where cutoff_date not in ({{ date_literals(wanted) }})
-        {%- endif %};
         {%- set definition = pit_definition_hash() -%}
         {%- set missing = pit_missing_cutoffs(definition, true) -%}
         {%- set kept = wanted | sort | reject('in', missing) | list -%}
         {%- set changed = pit_changed_members(kept[-1]) if kept else 0 -%}
+        {#- For the analysts' copy: the cutoffs dropped or written whole, the members rewritten. -#}
+        {%- set rewritten_cutoffs -%}
+            select distinct cutoff_date from {{ this }}
+            {%- if wanted %}
+            where cutoff_date not in ({{ date_literals(wanted) }})
+            {%- endif %}
+            {%- if missing %}
+            union all
+            select unnest([{{ date_literals(missing) }}]) as cutoff_date
+            {%- endif %}
+        {%- endset %}
+        {{ publish_log(
+            members_sql='select member_id from pit_changed_members' if changed else none,
+            cutoffs_sql=rewritten_cutoffs
+        ) }}
+        delete from {{ this }}
+        {%- if wanted %}
+        where cutoff_date not in ({{ date_literals(wanted) }})
+        {%- endif %};
         {%- if changed %}
         {%- set columns = adapter.get_columns_in_relation(this) | map(attribute='name') | list -%}
         {%- for batch in pit_batches(kept, members=changed) %}
@@ -539,6 +554,8 @@ select * from keyed
         {%- if kept %}
         drop table pit_changed_members;
         {%- endif %}
+    {%- elif execute -%}
+        {{ publish_log() }}
     {%- endif -%}
 {%- endmacro %}
 

@@ -216,3 +216,40 @@ def test_the_next_pipeline_run_does_not_bring_the_member_back(erased):
             assert scan_duckdb(con) == []
             assert not _keys(con) & ERASED_RECORDS
             assert con.execute("select count(*) from snapshots.snap_members").fetchone()[0] == 2
+
+
+def test_an_erasure_whose_publish_failed_is_caught_up_by_the_next_publish(
+    landed_template, tmp_path, monkeypatch
+):
+    """Erasure deletes from the tables whose models log what they rewrite for the analysts'
+    copy, outside that log. So it forgets the copy's position in the log in the same
+    transaction: if its own publish then fails, the next daily publish compares every row
+    instead of the logged ones, and the member leaves the copy too."""
+    from pipeline.warehouse_tasks import published_by_their_writers
+    from privacy.erase import erase_members
+    from warehouse import publish
+
+    shutil.copytree(landed_template.data_dir, tmp_path / "data")
+    settings = settings_for(tmp_path, sources=landed_template.data_dir.parent)
+    build_duckdb(settings)
+    copy = published_path(settings.duckdb_path)
+    position = "select count(*) from duckdb_tables() where table_name = 'publish_log_position'"
+    with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:
+        assert con.execute(position).fetchone() == (1,)
+
+    def failing(*args, **kwargs):
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(publish, "publish_duckdb", failing)
+    with pytest.raises(OSError, match="no space"):
+        erase_members(settings, [ERASED])
+    monkeypatch.undo()
+    with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:
+        assert con.execute(position).fetchone() == (0,)
+    with duckdb.connect(str(copy), read_only=True) as con:
+        assert scan_duckdb(con)  # the failed publish left the member in the copy
+
+    publish.publish_duckdb(settings.duckdb_path, by_rows=True, skip=published_by_their_writers())
+    with duckdb.connect(str(copy), read_only=True) as con:
+        assert scan_duckdb(con) == []
+        assert scan_duckdb(con, mentions_kept)

@@ -476,3 +476,83 @@ def test_a_bad_batch_size_names_the_variable(tmp_path, duckdb_build):
             dbt_vars={"pit_batch_rows": "lots"},
             target_path=tmp_path / "dbt-target",
         )
+
+
+def test_the_analysts_copy_compares_only_the_rows_the_models_logged(tmp_path, duckdb_build):
+    """After a publish, the next run of fct_member_daily and member_features_pit logs the members
+    it rewrites, and the daily publish compares only their rows of those two tables, yet ends
+    equal to a fresh copy; it then records its position and drops the entries it took in. A
+    change the log does not name stays out of the copy until the position is forgotten (as
+    erasure forgets it); then every row is compared again."""
+    import duckdb
+    from test_duckdb_build import _published_state
+
+    from warehouse import dbt_runner, publish
+
+    settings = _copy_warehouse(tmp_path / "live", duckdb_build)
+    live = settings.duckdb_path
+    copy = publish.published_path(live)
+    # The build's own run logged its tables as written whole; the first publish compares all.
+    publish.publish_duckdb(live, by_rows=True)
+    with duckdb.connect(str(live), read_only=True) as con:
+        assert con.execute("select count(*) from cx_state.publish_log").fetchone() == (0,)
+        position = con.execute("select log_id from cx_state.publish_log_position").fetchall()
+    assert len(position) == 1 and position[0][0] > 0
+
+    with duckdb.connect(str(live)) as con:
+        touched, _ = _mutate_facts(con)
+    dbt_runner.run(
+        settings,
+        target="duckdb",
+        select=["fct_member_daily", "member_features_pit"],
+        target_path=tmp_path / "dbt-target",
+    )
+    with duckdb.connect(str(live), read_only=True) as con:
+        logged = con.execute(
+            "select table_name, member_id from cx_state.publish_log where member_id is not null"
+        ).fetchall()
+    assert touched <= {member for table, member in logged if table == "fct_member_daily"}
+    assert {member for table, member in logged if table == "member_features_pit"} & touched
+
+    compared = {}
+    sync_rows = publish._sync_rows
+
+    def recording(connection, table, changed_rows=None):
+        compared[table] = changed_rows
+        return sync_rows(connection, table, changed_rows)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(publish, "_sync_rows", recording)
+        publish.publish_duckdb(live, by_rows=True)
+    for table in ("fct_member_daily", "member_features_pit"):
+        assert compared[f'"main"."{table}"'].startswith("member_id in (select member_id from")
+    assert compared['"main"."fct_transactions"'] is None  # not logged: every row compared
+    assert _published_state(copy) == _published_state(
+        publish.publish_duckdb(live, tmp_path / "fresh" / "cx.duckdb")
+    )
+    with duckdb.connect(str(live), read_only=True) as con:
+        assert con.execute("select count(*) from cx_state.publish_log").fetchone() == (0,)
+        assert (
+            con.execute("select log_id from cx_state.publish_log_position").fetchone()[0]
+            > (position[0][0])
+        )
+
+    spend = "select sum(spend_amount) from fct_member_daily where member_id = ?"
+    with duckdb.connect(str(live)) as con:
+        unlogged = con.execute(
+            "select min(member_id) from fct_member_daily where member_id not in (select unnest(?))",
+            [sorted(touched)],
+        ).fetchone()[0]
+        con.execute(
+            "update fct_member_daily set spend_amount = spend_amount + 1000 where member_id = ?",
+            [unlogged],
+        )
+        updated = con.execute(spend, [unlogged]).fetchone()[0]
+    publish.publish_duckdb(live, by_rows=True)
+    with duckdb.connect(str(copy), read_only=True) as con:
+        assert con.execute(spend, [unlogged]).fetchone()[0] != updated
+    with duckdb.connect(str(live)) as con:
+        publish.forget_log_position(con)
+    publish.publish_duckdb(live, by_rows=True)
+    with duckdb.connect(str(copy), read_only=True) as con:
+        assert con.execute(spend, [unlogged]).fetchone()[0] == updated
