@@ -8,6 +8,10 @@ The copy holds the warehouse's tables except the ``restricted`` schema (contact 
 only the program exports read, from the live file) and the ``cx_state`` schema (the dbt models'
 bookkeeping, such as which lake files they have read), and no views: the views are dbt's staging
 layer, which reads the raw lake, identifiers included, rather than a snapshot.
+
+The copy reads the warehouse only, with one exception: after a publish that brought every table
+up to date, the analysts' copy records in the warehouse how far into the models' publish log it
+has come (``_take_log``), so the next publish compares only the rows logged since.
 """
 
 from __future__ import annotations
@@ -264,11 +268,11 @@ def _copy_tables(connection, only: Sequence[str] | None = None) -> None:
         connection.execute("use memory")
 
 
-# The tables whose dbt models log the members and cutoffs they rewrite in cx_state.publish_log
+# The tables whose dbt models log the keys of the rows they rewrite in cx_state.publish_log
 # (dbt_project/macros/publish_log.sql). Written by anything else, a change to one of their rows
-# in place would not reach the analysts' copy; erasure, which deletes from them, resets the
-# copy's position (``forget_log_position``) so the next publish compares every row.
-LOGGED_TABLES = ("fct_member_daily", "member_features_pit")
+# in place would not reach the analysts' copy; erasure, which deletes from them, forgets the log
+# (``forget_log_position``) so the next publish compares every row.
+LOGGED_TABLES = ("fct_member_daily", "fct_transactions", "member_features_pit")
 
 
 @dataclass(frozen=True)
@@ -316,10 +320,11 @@ def _logged_rows(connection, log: LogState) -> dict[str, str]:
             "from cx_source.cx_state.publish_log "
             f"where table_name = '{name}' and log_id > {int(log.position)}"
         )
-        whole, members, cutoffs = connection.execute(
-            "select count(*) filter (where member_id is null and cutoff_date is null), "
-            f"count(member_id), count(cutoff_date) {entries}"
-        ).fetchone()
+        keyed = dict(
+            connection.execute(
+                f"select coalesce(key_column, ''), count(*) {entries} group by all"
+            ).fetchall()
+        )
         columns = {
             column
             for (column,) in connection.execute(
@@ -328,18 +333,16 @@ def _logged_rows(connection, log: LogState) -> dict[str, str]:
                 [name],
             ).fetchall()
         }
-        terms = []
-        if members:
-            terms.append(f"member_id in (select member_id {entries} and member_id is not null)")
-        if cutoffs:
-            terms.append(
-                f"cutoff_date in (select cutoff_date {entries} and cutoff_date is not null)"
-            )
-        needed = {"member_id"} if members else set()
-        needed |= {"cutoff_date"} if cutoffs else set()
-        if whole or not columns or not needed <= columns:
+        if "" in keyed or not columns or not set(keyed) <= columns:
             continue
-        conditions[name] = " or ".join(terms) or "false"
+        conditions[name] = (
+            " or ".join(
+                f'cast("{column}" as varchar) in '
+                f"(select key_value {entries} and key_column = '{column}')"
+                for column in sorted(keyed)
+            )
+            or "false"
+        )
     return conditions
 
 
@@ -368,7 +371,8 @@ def _take_log(duckdb_path: Path, last_id: int) -> None:
 
 
 def forget_log_position(connection) -> None:
-    """On a connection writing the warehouse: the analysts' copy's position in the publish log
-    is no longer known, so the next publish compares every row (erasure deletes from the logged
-    tables outside the log)."""
+    """On a connection writing the warehouse: drop the publish log and the analysts' copy's
+    position in it, so the next publish compares every row (erasure deletes from the logged
+    tables outside the log, and the log holds member ids)."""
     connection.execute("drop table if exists cx_state.publish_log_position")
+    connection.execute("drop table if exists cx_state.publish_log")

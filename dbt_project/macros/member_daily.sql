@@ -121,7 +121,7 @@ survey_responses as (
         {%- do run_query(query) -%}
         {%- set changed = run_query("select count(*) from member_daily_changed").columns[0].values()[0] -%}
         {%- do log('fct_member_daily: ' ~ changed ~ ' members changed', info=True) -%}
-        {{ publish_log(members_sql='select member_id from member_daily_changed') }}
+        {{ publish_log('select member_id from member_daily_changed', 'member_id') }}
         delete from {{ this }}
         where member_id in (select member_id from member_daily_changed)
     {%- elif execute -%}

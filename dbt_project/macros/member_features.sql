@@ -513,10 +513,10 @@ select * from keyed
             select unnest([{{ date_literals(missing) }}]) as cutoff_date
             {%- endif %}
         {%- endset %}
-        {{ publish_log(
-            members_sql='select member_id from pit_changed_members' if changed else none,
-            cutoffs_sql=rewritten_cutoffs
-        ) }}
+        {{ publish_log(rewritten_cutoffs, 'cutoff_date') }}
+        {%- if changed %}
+        {{ publish_log('select member_id from pit_changed_members', 'member_id') }}
+        {%- endif %}
         delete from {{ this }}
         {%- if wanted %}
         where cutoff_date not in ({{ date_literals(wanted) }})

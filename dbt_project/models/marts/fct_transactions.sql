@@ -12,7 +12,10 @@
         unique_key='transaction_id',
         incremental_strategy='delete+insert',
         on_schema_change='fail',
-        pre_hook="{{ lake_files_list('loyalty', 'transactions', 'stg_loyalty__transactions') }}",
+        pre_hook=[
+            "{{ lake_files_list('loyalty', 'transactions', 'stg_loyalty__transactions') }}",
+            "{{ lake_files_publish_log('loyalty', 'transactions', 'transaction_id') }}",
+        ],
         post_hook="{{ lake_files_record('loyalty', 'transactions') }}",
     )
 }}
