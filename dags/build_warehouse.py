@@ -13,7 +13,9 @@ Runs when the raw tables of the enabled sources have landed (Asset schedule), no
    its node, in parallel, a failed model retried on its own. `CX_DBT_TASKS=per_model|single`
    chooses either way on either warehouse.
 3. **publish**: a read-only copy of the DuckDB file for analysts (`data/warehouse/published/`),
-   emitting the mart Assets that scoring and exports are scheduled on.
+   emitting the mart Assets that scoring and exports are scheduled on. On DuckDB it is in the
+   `duckdb_writer` pool too: it records in the warehouse how far the copy has come in the
+   models' publish log.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from airflow.sdk import AssetAll, dag, task
 from config import load_settings
 from ingestion.contract import TABLES
 from pipeline.assets import MART_ASSETS, RAW_ASSETS
-from pipeline.dbt_tasks import dbt_tasks
+from pipeline.dbt_tasks import DUCKDB_POOL, dbt_tasks
 
 SETTINGS = load_settings()
 
@@ -49,7 +51,10 @@ def build_warehouse():
 
         return prepare()
 
-    @task(outlets=list(MART_ASSETS.values()))
+    @task(
+        outlets=list(MART_ASSETS.values()),
+        pool=DUCKDB_POOL if SETTINGS.warehouse_target == "duckdb" else None,
+    )
     def publish() -> str:
         from pipeline.warehouse_tasks import publish as publish_copy
 

@@ -116,6 +116,8 @@ def test_warehouse_on_duckdb_is_one_build_task_by_default(dagbag):
     assert dag.get_task("dbt_build").upstream_task_ids == {"prepare_sources"}
     assert dag.get_task("dbt_build").pool == "duckdb_writer"
     assert dag.get_task("publish").upstream_task_ids == {"dbt_build"}
+    # The publish records the copy's position in the warehouse's publish log: a writer too.
+    assert dag.get_task("publish").pool == "duckdb_writer"
 
 
 def test_warehouse_on_postgres_runs_models_in_parallel(monkeypatch):
