@@ -149,20 +149,27 @@ def scored_members(duckdb_path: Path) -> int:
         ).fetchone()[0]
 
 
+def run_dag_stage(
+    name: str, dag_id: str, logical: date, env: dict[str, str], root: Path, log: Path
+) -> Stage:
+    """One DAG run in its own process (``python -m pipeline dag``), with its tasks' seconds."""
+    command = [sys.executable, "-m", "pipeline", "dag", dag_id, "--skip-migrate"]
+    command += ["--logical-date", logical.isoformat()]
+    stage = run_measured(name, command, env, log)
+    stage.tasks = task_seconds(root / "airflow", dag_id)
+    print(f"  {stage.name:<32} {stage.wall_seconds:>8.1f}s", flush=True)
+    return stage
+
+
 def run_day(
     label: str, logical: date, env: dict[str, str], root: Path, log: Path, dags: tuple[str, ...]
 ) -> list[Stage]:
     stages = []
-    python = sys.executable
     for dag_id in dags:
         if not (REPO_ROOT / "dags" / f"{dag_id}.py").exists():
             continue
-        command = [python, "-m", "pipeline", "dag", dag_id, "--skip-migrate"]
-        command += ["--logical-date", logical.isoformat()]
-        stage = run_measured(f"{label}:{dag_id}", command, env, log)
-        stage.tasks = task_seconds(root / "airflow", dag_id)
+        stage = run_dag_stage(f"{label}:{dag_id}", dag_id, logical, env, root, log)
         stages.append(stage)
-        print(f"  {stage.name:<32} {stage.wall_seconds:>8.1f}s", flush=True)
         if not stage.ok:
             print(f"  {dag_id} failed; see {log}", flush=True)
             break
@@ -220,13 +227,9 @@ def orchestration_floor(
         (folder / f"{dag_id}.py").write_text(
             FLOOR_DAG.format(dag_id=dag_id, real=real, tasks=max(len(stage.tasks), 1))
         )
-        command = [sys.executable, "-m", "pipeline", "dag", dag_id, "--skip-migrate"]
-        command += ["--logical-date", logical.isoformat()]
-        floor = run_measured(f"floor:{real}", command, env, log)
+        floor = run_dag_stage(f"floor:{real}", dag_id, logical, env, root, log)
         floor.counted = False
-        floor.tasks = task_seconds(root / "airflow", dag_id)
         stages.append(floor)
-        print(f"  {floor.name:<32} {floor.wall_seconds:>8.1f}s", flush=True)
     return stages
 
 

@@ -27,7 +27,7 @@ from airflow.sdk import AssetAll, dag, task
 from config import load_settings
 from ingestion.contract import TABLES
 from pipeline.assets import MART_ASSETS, RAW_ASSETS
-from pipeline.dbt_tasks import DUCKDB_POOL, dbt_tasks
+from pipeline.dbt_tasks import dbt_tasks, writer_pool
 
 SETTINGS = load_settings()
 
@@ -51,10 +51,7 @@ def build_warehouse():
 
         return prepare()
 
-    @task(
-        outlets=list(MART_ASSETS.values()),
-        pool=DUCKDB_POOL if SETTINGS.warehouse_target == "duckdb" else None,
-    )
+    @task(outlets=list(MART_ASSETS.values()), pool=writer_pool(SETTINGS))
     def publish() -> str:
         from pipeline.warehouse_tasks import publish as publish_copy
 

@@ -28,6 +28,12 @@ MANIFEST = DBT_PROJECT_DIR / "target" / "manifest.json"
 DUCKDB_POOL = "duckdb_writer"
 
 
+def writer_pool(settings: Settings) -> str | None:
+    """The pool of the warehouse DAG's tasks that write the warehouse: one writer at a time on a
+    DuckDB file; none on PostgreSQL, which takes concurrent writers."""
+    return DUCKDB_POOL if settings.warehouse_target == "duckdb" else None
+
+
 class ManifestMissing(FileNotFoundError):
     pass
 
@@ -50,9 +56,7 @@ def single_build_task(settings: Settings):
     """Every model, snapshot and test in one in-process ``dbt build``."""
     from airflow.sdk import task
 
-    pool = DUCKDB_POOL if settings.warehouse_target == "duckdb" else None
-
-    @task(task_id="dbt_build", pool=pool)
+    @task(task_id="dbt_build", pool=writer_pool(settings))
     def dbt_build() -> dict:
         from config import load_settings
         from warehouse import dbt_runner
@@ -75,8 +79,8 @@ def dbt_task_group(settings: Settings, group_id: str = "dbt"):
             "Write it with `python -m warehouse parse` (make run and make up do this)."
         )
     operator_args = {"env": dbt_env(settings), "append_env": True, "install_deps": False}
-    if settings.warehouse_target == "duckdb":
-        operator_args["pool"] = DUCKDB_POOL
+    if pool := writer_pool(settings):
+        operator_args["pool"] = pool
     return DbtTaskGroup(
         group_id=group_id,
         project_config=ProjectConfig(

@@ -291,7 +291,8 @@ def _read_log(connection) -> LogState | None:
         name
         for (name,) in connection.execute(
             "select table_name from duckdb_tables() where database_name = 'cx_source' "
-            "and schema_name = 'cx_state' and table_name like 'publish_log%'"
+            "and schema_name = 'cx_state' "
+            "and table_name in ('publish_log', 'publish_log_position')"
         ).fetchall()
     }
     if "publish_log" not in names:

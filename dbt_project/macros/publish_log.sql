@@ -51,14 +51,19 @@
 {%- endmacro %}
 
 {#- Pre-hook after lake_files_list: the keys (trimmed `key_column`) of the lake files the model
-    reads again, which are the keys of every row it can rewrite; the whole table when it reads
-    every row (a full build, or off DuckDB's lake). -#}
+    reads again, which are the keys of every row it can rewrite. The whole table when it reads
+    every row (a full build, or off DuckDB's lake), or when every file is new (no ledger, or the
+    model's definition changed): logging every key would copy the table's keys into the log
+    for a publish that then compares every row anyway. -#}
 {% macro lake_files_publish_log(source_name, table_name, key_column) -%}
     {%- if execute -%}
         {%- set keys = lake_files_changed_keys(
             source_name, table_name, 'trim(' ~ key_column ~ ')'
         ) -%}
-        {%- if keys %}
+        {%- set some_files = keys and run_query(
+            "select (select count(*) from lake_files_new) < (select count(*) from lake_files_now)"
+        ).columns[0].values()[0] -%}
+        {%- if some_files %}
         {{ publish_log(
             'select changed_key as ' ~ key_column ~ ' from (' ~ keys ~ ') as changed', key_column
         ) }}

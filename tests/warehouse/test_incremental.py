@@ -382,6 +382,8 @@ def test_transactions_reread_only_the_keys_of_new_lake_files(tmp_path, duckdb_bu
     mark()
     run()
     assert marked() == set()
+    # Every file was new: the analysts' copy is told to compare every row, not sent every key.
+    assert logged() == [(None, None)]
     with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:
         ledger = con.execute(
             "select model, file from cx_state.lake_files_read order by file"
@@ -439,8 +441,10 @@ def test_transactions_reread_only_the_keys_of_new_lake_files(tmp_path, duckdb_bu
     mark()
     with duckdb.connect(str(settings.duckdb_path)) as con:
         con.execute("update cx_state.lake_files_read set definition = 'an older definition'")
+    logged()
     run()
     assert marked() == set()
+    assert logged() == [(None, None)]
 
 
 def test_point_in_time_features_in_batches_equal_one_statement(tmp_path, duckdb_build):
