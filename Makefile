@@ -43,7 +43,7 @@ install: $(VENV)/.runtime ## Create .venv and install the pinned runtime
 install-dev: $(VENV)/.dev ## Install the runtime plus test and lint tools
 
 .PHONY: run
-run: install ## Generate the sample sources (if missing) and run the whole pipeline on them
+run: install ## Run the whole pipeline on the configured sources (the sample, generated if missing, by default)
 	$(PY) -m pipeline run
 
 .PHONY: sample
@@ -51,7 +51,7 @@ sample: install ## (Re)generate the sample sources under data/sample
 	$(PY) -m sample_data.generate
 
 .PHONY: ingest
-ingest: install ## Run the three ingestion DAGs once over the sample period
+ingest: install ## Run the enabled sources' ingestion DAGs once, for the as-of date
 	$(PY) -m pipeline run --only ingest
 
 .PHONY: programs

@@ -117,7 +117,15 @@ def _sources(env, name) -> tuple[str, ...]:
     unknown = [source for source in chosen if source not in SOURCES]
     if unknown:
         raise SettingsError(f"{name} names unknown sources {unknown}; known: {', '.join(SOURCES)}")
+    if not chosen:
+        # A run with no source would land nothing and build an empty warehouse without a word.
+        raise SettingsError(f"{name}={raw!r} names no source; use some of: {', '.join(SOURCES)}")
     return chosen
+
+
+def _optional_date(env, name) -> date | None:
+    raw = _env(env, name)
+    return None if raw is None else _date(env, name, date.min)
 
 
 @dataclass(frozen=True)
@@ -130,6 +138,9 @@ class Settings:
     survey_root: str
     calls_root: str
     enabled_sources: tuple[str, ...]
+    # The day `make run` runs for and customer_360 is built as of; None: the sample's last day
+    # on the sample, else the sources' latest day (``pipeline.run.as_of_date``).
+    as_of: date | None
     # The lake and the warehouse.
     lake_dir: Path
     warehouse_target: str
@@ -189,6 +200,25 @@ class Settings:
         return out
 
 
+def sample_sources(settings: Settings) -> tuple[str, ...]:
+    """The enabled sources (``CX_SOURCES``) that read the generated sample, in that order."""
+    inside = f"{settings.sample_dir}/"
+    locations = {
+        "loyalty": settings.loyalty_url,
+        "surveys": settings.survey_root,
+        "calls": settings.calls_root,
+    }
+    return tuple(s for s in settings.enabled_sources if inside in f"{locations[s]}/")
+
+
+def uses_sample(settings: Settings) -> bool:
+    """Whether any enabled source is the generated sample; else the user brought their own.
+
+    Only then does ``make run`` generate the sample, and only then may the sample's answer files
+    be read. A disabled source's location does not count: its default is the sample's folder."""
+    return bool(sample_sources(settings))
+
+
 def mask_url(text: str) -> str:
     """Hide the password of a URL such as ``postgresql://user:secret@host/db``."""
     if "://" not in text or "@" not in text:
@@ -211,6 +241,7 @@ ENV_VARS = {
     "CX_SURVEY_ROOT": "fsspec URL of the survey export root (<root>/<YYYY-MM-DD>/*.jsonl)",
     "CX_CALLS_ROOT": "fsspec URL of the call-center export root (<root>/<YYYY-MM-DD>/*.csv)",
     "CX_SOURCES": "comma-separated subset of loyalty,surveys,calls to ingest; default all three",
+    "CX_AS_OF": "YYYY-MM-DD: the day `make run` runs for, and the date customer_360 is built as of; default the sample's last day on the sample, else the latest day in the enabled sources",
     "CX_LAKE_DIR": "raw lake and quarantine folder; default $CX_DATA_DIR/lake",
     "CX_WAREHOUSE_TARGET": "duckdb (default) or postgres",
     "CX_DBT_TASKS": "single (one dbt build task; the default on DuckDB) or per_model (one Airflow task per dbt model, via Cosmos; the default on PostgreSQL)",
@@ -257,6 +288,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         survey_root=_env(env, "CX_SURVEY_ROOT") or str(sample_dir / "surveys"),
         calls_root=_env(env, "CX_CALLS_ROOT") or str(sample_dir / "calls"),
         enabled_sources=_sources(env, "CX_SOURCES"),
+        as_of=_optional_date(env, "CX_AS_OF"),
         lake_dir=lake_dir,
         warehouse_target=warehouse_target,
         duckdb_path=_path(env, "CX_DUCKDB_PATH", data_dir / "warehouse" / "cx.duckdb"),

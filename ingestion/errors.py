@@ -20,3 +20,7 @@ class TooManyBadRowsError(IngestionError):
 
 class ValidationFailedError(IngestionError):
     """The Great Expectations suite at the boundary failed."""
+
+
+class NoDataError(IngestionError):
+    """No enabled source holds a dated record, so there is no day to run for."""

@@ -34,6 +34,15 @@ def writer_pool(settings: Settings) -> str | None:
     return DUCKDB_POOL if settings.warehouse_target == "duckdb" else None
 
 
+def dbt_vars(settings: Settings) -> dict[str, str] | None:
+    """The dbt vars of the warehouse build: ``CX_AS_OF`` pins customer_360's as-of date.
+
+    The ingestion interval alone does not: customer_360 otherwise takes the last activity date
+    in the warehouse, which is earlier when the as-of day has no activity and later when an
+    earlier run landed later data."""
+    return {"as_of_date": settings.as_of.isoformat()} if settings.as_of else None
+
+
 class ManifestMissing(FileNotFoundError):
     pass
 
@@ -62,7 +71,9 @@ def single_build_task(settings: Settings):
         from warehouse import dbt_runner
 
         current = load_settings()
-        result = dbt_runner.build(current, target=current.warehouse_target)
+        result = dbt_runner.build(
+            current, target=current.warehouse_target, dbt_vars=dbt_vars(current)
+        )
         return {"seconds": round(result.seconds, 1), "nodes": len(result.node_statuses)}
 
     return dbt_build()
@@ -81,6 +92,8 @@ def dbt_task_group(settings: Settings, group_id: str = "dbt"):
     operator_args = {"env": dbt_env(settings), "append_env": True, "install_deps": False}
     if pool := writer_pool(settings):
         operator_args["pool"] = pool
+    if variables := dbt_vars(settings):
+        operator_args["vars"] = variables
     return DbtTaskGroup(
         group_id=group_id,
         project_config=ProjectConfig(

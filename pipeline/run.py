@@ -15,7 +15,8 @@ import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from config import Settings, load_settings
+# uses_sample lives in config, where ml/ asks it too; pipeline.run.uses_sample is the same one.
+from config import Settings, load_settings, sample_sources, uses_sample
 from pipeline.airflow_env import apply_airflow_env
 
 log = logging.getLogger(__name__)
@@ -120,13 +121,22 @@ def landing_report(settings: Settings, interval_end: datetime) -> list[dict]:
     return rows
 
 
-def uses_sample(settings: Settings) -> bool:
-    """Whether any configured source is the generated sample (else the user brought their own)."""
-    sample = str(settings.sample_dir)
-    return any(
-        sample in location
-        for location in (settings.loyalty_url, settings.survey_root, settings.calls_root)
-    )
+def as_of_date(settings: Settings) -> tuple[date, str]:
+    """The day the run is for, and where that came from: ``CX_AS_OF``; else, when every enabled
+    source is the sample, its last day; else the latest day in the enabled sources (read from
+    them, so it never depends on the wall clock)."""
+    if settings.as_of is not None:
+        return settings.as_of, "CX_AS_OF"
+    if set(sample_sources(settings)) == set(settings.enabled_sources):
+        return settings.sample_end, "the sample's last day (CX_SAMPLE_END)"
+    from ingestion.data_day import latest_data_day
+    from ingestion.errors import IngestionError
+
+    try:
+        found = latest_data_day(settings)
+    except IngestionError as error:
+        raise PipelineFailed(f"no as-of date: {error}") from error
+    return found.day, found.describe() + "; CX_AS_OF=YYYY-MM-DD sets another"
 
 
 def ensure_sample(settings: Settings) -> bool:
@@ -161,25 +171,48 @@ def ensure_sample(settings: Settings) -> bool:
     return True
 
 
+def landed_until(settings: Settings, source: str, as_of: date) -> date | None:
+    """The day a source's landings end, when some table of it landed before but not up to
+    ``as_of``; else None. The day's run would skip the days between (own data moves on between
+    two `make run`s), so the run reloads the whole history; the warehouse keeps records once."""
+    from ingestion.contract import TABLES_BY_SOURCE
+    from ingestion.lake import Lake
+
+    lake = Lake(settings.lake_dir)
+    ends = [
+        max(interval.end for interval in intervals).date()
+        for intervals in map(lake.partitions, TABLES_BY_SOURCE[source])
+        if intervals
+    ]
+    short = [end for end in ends if end < as_of]
+    return min(short) if short else None
+
+
 def run(settings: Settings, only: str | None = None, retrain: bool = False) -> dict:
-    """Generate the sample if needed, then run the DAGs for the sample's last day."""
+    """Generate the sample if a source needs it, then run the DAGs for the as-of date."""
     apply_airflow_env()
     timings: dict[str, float] = {}
     started = time.perf_counter()
     ensure_sample(settings)
     timings["sample"] = time.perf_counter() - started
+    as_of, origin = as_of_date(settings)
+    print(f"==> as of {as_of}: {origin}", flush=True)
 
     migrate_airflow_db()
     if only != "ingest":
         from pipeline.dbt_tasks import ensure_manifest
 
         ensure_manifest(settings)  # the warehouse DAG renders its dbt tasks from it
-    # The run for the sample's last day; each table's first run loads its whole history.
-    logical_date = datetime.combine(
-        settings.sample_end + timedelta(days=1), datetime.min.time(), UTC
-    )
+    # The run for the as-of day (it covers the day before its logical date); each table's
+    # first run loads its whole history.
+    logical_date = datetime.combine(as_of + timedelta(days=1), datetime.min.time(), UTC)
     for source in settings.enabled_sources:
         dag_id = INGESTION_DAGS[source]
+        gap = landed_until(settings, source, as_of)
+        if gap:
+            print(f"==> {dag_id} (whole history: landed only before {gap})", flush=True)
+            timings[dag_id] = run_dag(dag_id, logical_date, conf={"full_history": True})
+            continue
         print(f"==> {dag_id}", flush=True)
         timings[dag_id] = run_dag(dag_id, logical_date)
     if only != "ingest":
