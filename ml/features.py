@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
 
 from ml import labels as labels_mod
 
@@ -26,6 +27,8 @@ from ml import labels as labels_mod
 FEATURE_COLUMNS: tuple[str, ...] = (
     "tenure_days",
     "days_since_last_transaction",
+    "days_since_first_transaction",
+    "purchase_days_total",
     "transactions_30d",
     "spend_30d",
     "transactions_90d",
@@ -97,16 +100,16 @@ class TrainingData:
     first_data_date: date
     last_data_date: date
     horizon_days: int
+    # The windows the history allowed (plan_windows): activity window and why they were chosen.
+    activity_days: int = 180
+    plan_reason: str = ""
     # Rows before training was capped to a sample (train.cap_training_rows); None: not capped.
     churn_train_rows_available: int | None = None
     segment_train_rows_available: int | None = None
 
 
 def read_warehouse(
-    duckdb_path: Path,
-    horizon_days: int | None = None,
-    n_train_cutoffs: int = 6,
-    activity_days: int = 180,
+    duckdb_path: Path, horizon_days: int | None = None, n_train_cutoffs: int = 6
 ) -> WarehouseData:
     """Read the feature table and the facts behind the labels (read-only, connection closed).
 
@@ -137,15 +140,13 @@ def read_warehouse(
                     "select distinct cast(cutoff_date as date) from member_features_pit"
                 ).fetchall()
             ]
-            train, holdout = choose_cutoffs(
-                available, first, last, horizon_days, activity_days, n_train_cutoffs
-            )
-            cutoffs = [*train, holdout]
+            plan = plan_windows(available, first, last, horizon_days, n_train_cutoffs)
+            cutoffs = [*plan.train_cutoffs, plan.holdout_cutoff]
             pit_sql += f" where cutoff_date in ({', '.join('?' for _ in cutoffs)})"
             purchases_sql = " and occurred_date >= ? and occurred_date < ?"
             params = [
-                min(cutoffs) - timedelta(days=activity_days),
-                max(cutoffs) + timedelta(days=horizon_days),
+                min(cutoffs) - timedelta(days=plan.activity_days),
+                max(cutoffs) + timedelta(days=plan.horizon_days),
             ]
         else:
             cutoffs = []
@@ -206,6 +207,126 @@ def choose_cutoffs(
     return tuple(train[-n_train_cutoffs:]), holdout
 
 
+# The windows a history can be planned with, longest first. The label window (horizon) is the
+# question marketers ask ("no purchase in the next 90 days?"), so it shrinks last; the activity
+# window (who counts as an active member at a cutoff) shrinks first.
+ACTIVITY_DAYS_CHOICES: tuple[int, ...] = (180, 120, 90, 60)
+HORIZON_DAYS_CHOICES: tuple[int, ...] = (90, 60, 45, 30)
+# Fewer training cutoffs than this is accepted only when no longer window leaves more.
+PREFERRED_MIN_TRAIN_CUTOFFS = 3
+MIN_HISTORY_DAYS = min(ACTIVITY_DAYS_CHOICES) + 2 * min(HORIZON_DAYS_CHOICES)
+
+
+@dataclass(frozen=True)
+class WindowPlan:
+    """The windows one training run uses, chosen from the history it has."""
+
+    horizon_days: int
+    activity_days: int
+    train_cutoffs: tuple[date, ...]
+    holdout_cutoff: date
+    history_days: int
+    cadence: str  # "weekly" or "monthly": the spacing of the warehouse's cutoffs
+    reason: str
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "history_days": self.history_days,
+            "horizon_days": self.horizon_days,
+            "activity_days": self.activity_days,
+            "cutoff_cadence": self.cadence,
+            "n_train_cutoffs": len(self.train_cutoffs),
+            "window_plan": self.reason,
+        }
+
+
+def _cadence(cutoffs: Sequence[date]) -> str:
+    gaps = [(b - a).days for a, b in zip(cutoffs, cutoffs[1:], strict=False)]
+    return "weekly" if gaps and max(gaps) <= 7 else "monthly"
+
+
+def plan_windows(
+    available: Sequence[date],
+    first_data_date: date,
+    last_data_date: date,
+    horizon_days: int = 90,
+    n_train_cutoffs: int = 6,
+) -> WindowPlan:
+    """The longest label and activity windows this history supports, and their cutoffs.
+
+    Tries the configured horizon with a 180-day activity window first, then shorter activity
+    windows (120, 90, 60 days), then shorter horizons (60, 45, 30 days; never longer than the
+    one asked for), and takes the first that leaves ``PREFERRED_MIN_TRAIN_CUTOFFS`` training
+    cutoffs (or ``n_train_cutoffs`` if fewer are asked for); failing that, the first that leaves
+    any. The warehouse spaces its cutoffs weekly when the history is short, so a nine-month
+    history still has several. Raises ``InsufficientHistoryError`` naming the days needed.
+    """
+    have = (last_data_date - first_data_date).days + 1
+    horizons = [h for h in HORIZON_DAYS_CHOICES if h < horizon_days]
+    horizons = [horizon_days, *horizons]
+    combos = [(h, a) for h in horizons for a in ACTIVITY_DAYS_CHOICES]
+    wanted = min(PREFERRED_MIN_TRAIN_CUTOFFS, n_train_cutoffs)
+    found: dict[int, tuple] = {}
+    for h, a in combos:
+        try:
+            train, holdout = choose_cutoffs(
+                available, first_data_date, last_data_date, h, a, n_train_cutoffs
+            )
+        except InsufficientHistoryError:
+            continue
+        for need in (wanted, 1):
+            if len(train) >= need and need not in found:
+                found[need] = (h, a, train, holdout)
+    if not found:
+        floor_horizon = min(horizons)
+        floor = min(ACTIVITY_DAYS_CHOICES) + 2 * floor_horizon
+        raise InsufficientHistoryError(
+            f"history of {have} days ({first_data_date} to {last_data_date}) is too short to "
+            f"train a churn model: it needs at least about {floor} days ("
+            f"{min(ACTIVITY_DAYS_CHOICES)} days of purchases before a training cutoff, then a "
+            f"{floor_horizon}-day training label window and a {floor_horizon}-day holdout "
+            "window), plus a cutoff of the warehouse's weekly or monthly grid inside that span; "
+            "load more history or wait for it to accumulate"
+        )
+    h, a, train, holdout = found.get(wanted) or found[1]
+    shortened = []
+    if h < horizon_days:
+        shortened.append(f"label window {h} days instead of {horizon_days}")
+    if a < ACTIVITY_DAYS_CHOICES[0]:
+        shortened.append(f"activity window {a} days instead of {ACTIVITY_DAYS_CHOICES[0]}")
+    cadence = _cadence(sorted(available))
+    reason = (
+        f"{have} days of history with {cadence} cutoffs: {len(train)} training cutoff(s) "
+        f"({train[0]} to {train[-1]}) and the holdout {holdout}"
+        + ("; shortened to fit: " + ", ".join(shortened) if shortened else "")
+    )
+    return WindowPlan(h, a, tuple(train), holdout, have, cadence, reason)
+
+
+def available_features(
+    frame: pd.DataFrame, columns: Sequence[str]
+) -> tuple[tuple[str, ...], dict[str, str]]:
+    """The columns with data in ``frame``, and the others with the reason each is left out.
+
+    A column with no value, or one value for every row, tells a model nothing: it is the mark
+    of a source or an optional column this deployment does not have (no call center: every
+    call count is 0 and the queue time null). Such a column is left out of the run rather than
+    failing it or crashing the booster on an all-null column.
+    """
+    kept, dropped = [], {}
+    for column in columns:
+        values = pd.to_numeric(frame[column], errors="coerce") if column in frame else None
+        if values is None:
+            dropped[column] = "not in the feature table"
+        elif values.notna().sum() == 0:
+            dropped[column] = "no value in any training row"
+        elif values.nunique(dropna=True) <= 1:
+            dropped[column] = f"the same value ({values.dropna().iloc[0]:g}) in every training row"
+        else:
+            kept.append(column)
+    return tuple(kept), dropped
+
+
 class FeatureColumnError(KeyError):
     """A feature column is missing or not numeric; the message names it."""
 
@@ -242,15 +363,45 @@ def to_model_frame(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
 DERIVED_COLUMNS: tuple[str, ...] = ("purchase_rate_per_day", "recency_x_rate", "rate_90_vs_365")
 
 
+DERIVED_INPUTS: tuple[str, ...] = (
+    "tenure_days",
+    "transactions_365d",
+    "days_since_last_transaction",
+    "transactions_90d",
+)
+
+
 def add_derived(features: pd.DataFrame) -> pd.DataFrame:
-    """Add purchase rate and rate-relative recency to a ``to_model_frame`` output."""
+    """Add purchase rate and rate-relative recency to a ``to_model_frame`` output (when the
+    columns they are computed from are there)."""
     out = features.copy()
+    if not set(DERIVED_INPUTS) <= set(out.columns):
+        return out
     observed_days = np.clip(out["tenure_days"], 30, 365)
     rate = out["transactions_365d"] / observed_days
     out["purchase_rate_per_day"] = rate
     out["recency_x_rate"] = out["days_since_last_transaction"] * rate
     out["rate_90_vs_365"] = (out["transactions_90d"] / 90.0) / (rate + 1e-3)
     return out
+
+
+class ModelInput(TransformerMixin, BaseEstimator):
+    """The first step of every logged model: ``customer_360`` (or ``member_features_pit``)
+    columns as they are in the warehouse -> the named feature columns as float64, plus the
+    derived ones. Extra columns (ids, dates, attributes) are ignored, so a logged model scores
+    warehouse rows as they come."""
+
+    def __init__(self, columns: Sequence[str] = FEATURE_COLUMNS, derived: bool = True):
+        self.columns = columns
+        self.derived = derived
+
+    def fit(self, X: pd.DataFrame, y=None):
+        self.columns_ = tuple(self.columns)
+        return self
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        frame = to_model_frame(X, list(self.columns))
+        return add_derived(frame) if self.derived else frame
 
 
 def churn_model_frame(frame: pd.DataFrame) -> pd.DataFrame:
@@ -277,7 +428,7 @@ def build_training_data(
     data: WarehouseData,
     horizon_days: int = 90,
     n_train_cutoffs: int = 6,
-    activity_days: int = 180,
+    activity_days: int | None = None,
     segment_test_share: float = 0.3,
     seed: int = 42,
 ) -> TrainingData:
@@ -286,14 +437,30 @@ def build_training_data(
     # at a million members a copy held 1.9 GB more at the peak of training.
     pit = data.pit.assign(cutoff_date=pd.to_datetime(data.pit["cutoff_date"]).dt.date)
     available = sorted(pit["cutoff_date"].unique())
-    train_cutoffs, holdout = choose_cutoffs(
-        available,
-        data.first_data_date,
-        data.last_data_date,
-        horizon_days,
-        activity_days,
-        n_train_cutoffs,
-    )
+    if activity_days is None:
+        plan = plan_windows(
+            available, data.first_data_date, data.last_data_date, horizon_days, n_train_cutoffs
+        )
+    else:  # windows fixed by the caller (tests, experiments)
+        train, holdout = choose_cutoffs(
+            available,
+            data.first_data_date,
+            data.last_data_date,
+            horizon_days,
+            activity_days,
+            n_train_cutoffs,
+        )
+        plan = WindowPlan(
+            horizon_days,
+            activity_days,
+            train,
+            holdout,
+            (data.last_data_date - data.first_data_date).days + 1,
+            _cadence(available),
+            "windows fixed by the caller",
+        )
+    horizon_days, activity_days = plan.horizon_days, plan.activity_days
+    train_cutoffs, holdout = plan.train_cutoffs, plan.holdout_cutoff
     cutoffs = [*train_cutoffs, holdout]
     churn = labels_mod.churn_labels(
         data.purchases, data.members, cutoffs, data.last_data_date, horizon_days, activity_days
@@ -315,6 +482,8 @@ def build_training_data(
         first_data_date=data.first_data_date,
         last_data_date=data.last_data_date,
         horizon_days=horizon_days,
+        activity_days=activity_days,
+        plan_reason=plan.reason,
     )
 
 
@@ -324,6 +493,9 @@ def describe(training: TrainingData) -> dict[str, object]:
         "train_cutoffs": [str(c) for c in training.train_cutoffs],
         "holdout_cutoff": str(training.holdout_cutoff),
         "data_range": f"{training.first_data_date} to {training.last_data_date}",
+        "horizon_days": training.horizon_days,
+        "activity_days": training.activity_days,
+        "window_plan": training.plan_reason,
         "churn_train_rows": len(training.churn_train),
         "churn_holdout_rows": len(training.churn_holdout),
         "churn_train_rate": float(np.mean(training.churn_train["churned"]))

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ml import features, monitor, reasons, validate
+from ml import pipeline as pipelines
 from ml.train import CHURN_MODEL, SEGMENT_MODEL, quiet_skops
 
 RISK_HIGH = 0.5
@@ -40,6 +41,8 @@ class Champion:
     version: str
     run_id: str
     signature_inputs: dict[str, str]
+    # The churn model's training population: members with a purchase in this many days.
+    activity_days: int = ACTIVE_DAYS
 
 
 _NUMERIC_KINDS = {"double": "f", "float": "f", "long": "iu", "integer": "iu", "boolean": "b"}
@@ -78,7 +81,21 @@ def load_champion(name: str) -> Champion:
     inputs = {k: v.split(".")[-1].lower() for k, v in inputs.items()}
     with quiet_skops():
         model = mlflow.sklearn.load_model(uri)
-    return Champion(name, model, str(version.version), str(version.run_id), inputs)
+    params = client.get_run(version.run_id).data.params
+    activity = int(params.get("activity_days", ACTIVE_DAYS))
+    return Champion(name, model, str(version.version), str(version.run_id), inputs, activity)
+
+
+def has_champion(name: str) -> bool:
+    """Whether ``name`` has a ``champion`` alias in the registry."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        mlflow.MlflowClient().get_model_version_by_alias(name, "champion")
+    except MlflowException:
+        return False
+    return True
 
 
 def risk_band(
@@ -88,40 +105,60 @@ def risk_band(
     return np.where(probability >= high, "high", np.where(probability >= medium, "medium", "low"))
 
 
-def _model_input(frame: pd.DataFrame, builder, champion: Champion) -> pd.DataFrame:
+def _check_input(members: pd.DataFrame, champion: Champion) -> None:
+    """The rows carry every column the champion reads, with a type it can take."""
+    enforce_signature(members, champion.signature_inputs, champion.name)
     try:
-        built = builder(frame)
+        features.to_model_frame(members, list(champion.signature_inputs))
     except features.FeatureColumnError as error:
         raise SignatureError(f"{champion.name}: {error}") from None
-    enforce_signature(built, champion.signature_inputs, champion.name)
-    return built[list(champion.signature_inputs)]
+
+
+# In ml_scores when there is no segment model, and in the scoring summary.
+NO_SEGMENT_MODEL = (
+    "no segment model: this deployment has no labelled survey respondents to learn engagement "
+    "segments from (see the cx_segment run in MLflow for the reason)"
+)
 
 
 def score_frame(
     members: pd.DataFrame,
     churn: Champion,
-    segment: Champion,
+    segment: Champion | None,
     importance: pd.DataFrame | None = None,
     high: float = RISK_HIGH,
     medium: float = RISK_MEDIUM,
 ) -> pd.DataFrame:
-    """Scores for ``members`` (customer_360 rows): pure apart from calling the models."""
-    x_churn = _model_input(members, features.churn_model_frame, churn)
-    x_segment = _model_input(members, features.segment_model_frame, segment)
-    probability = churn.model.predict_proba(x_churn)[:, 1]
-    segment_proba = segment.model.predict_proba(x_segment)
-    classes = np.asarray(segment.model.classes_, dtype=object)
+    """Scores for ``members`` (customer_360 rows): pure apart from calling the models.
+
+    Each champion is a whole pipeline from warehouse columns to probabilities. Without a segment
+    champion, ``predicted_segment`` and ``segment_probability`` are null.
+    """
+    _check_input(members, churn)
+    probability = churn.model.predict_proba(members)[:, 1]
+    x_churn = pipelines.model_frame(churn.model, members)
+    if segment is not None:
+        _check_input(members, segment)
+        segment_proba = segment.model.predict_proba(members)
+        classes = np.asarray(segment.model.classes_, dtype=object)
+        predicted = classes[segment_proba.argmax(axis=1)]
+        segment_probability = segment_proba.max(axis=1)
+    else:
+        predicted = np.full(len(members), None, dtype=object)
+        segment_probability = np.full(len(members), np.nan)
+    days = pd.to_numeric(members["days_since_last_transaction"], errors="coerce")
     top_reasons = reasons.top_reasons(x_churn, importance, k=3)
     return pd.DataFrame(
         {
             "member_id": members["member_id"].to_numpy(),
             "churn_probability": probability,
-            # Outside the training population (no purchase in 180 days): already lapsed, the
-            # probability is an extrapolation and programs should treat them as win-back.
-            "is_lapsed": ~(x_churn["days_since_last_transaction"] <= ACTIVE_DAYS).to_numpy(),
+            # Outside the training population (no purchase in its activity window, 180 days
+            # unless the history was short): already lapsed, the probability is an
+            # extrapolation and programs should treat them as win-back.
+            "is_lapsed": ~(days <= churn.activity_days).to_numpy(),
             "risk_band": risk_band(probability, high, medium),
-            "predicted_segment": classes[segment_proba.argmax(axis=1)],
-            "segment_probability": segment_proba.max(axis=1),
+            "predicted_segment": predicted,
+            "segment_probability": segment_probability,
             "reason_1": top_reasons[:, 0],
             "reason_2": top_reasons[:, 1],
             "reason_3": top_reasons[:, 2],
@@ -209,24 +246,30 @@ def score(
     started = time.perf_counter()
     mlflow.set_tracking_uri(tracking_uri)
     churn = load_champion(CHURN_MODEL)
-    segment = load_champion(SEGMENT_MODEL)
+    segment = load_champion(SEGMENT_MODEL) if has_champion(SEGMENT_MODEL) else None
     members = read_active_members(duckdb_path)
     if members.empty:
         raise ValueError(f"customer_360 in {duckdb_path} has no open member to score")
+    # Every column a champion reads, validated: one it was trained on that went null fails here.
+    columns = list(
+        dict.fromkeys([*churn.signature_inputs, *(segment.signature_inputs if segment else [])])
+    )
     try:
-        raw = features.to_model_frame(members, features.FEATURE_COLUMNS)
+        raw = features.to_model_frame(members, columns)
     except features.FeatureColumnError as error:
         raise SignatureError(str(error)) from None
-    validate.validate_features(raw, features.FEATURE_COLUMNS, "scoring")
+    validate.validate_features(raw, columns, "scoring")
     importance_path = _run_artifact(churn.run_id, "permutation_importance.csv")
     importance = pd.read_csv(importance_path) if importance_path else None
     scores = score_frame(members, churn, segment, importance, high, medium)
     score_date = pd.to_datetime(members["as_of_date"]).max().date()
-    model_version = f"{CHURN_MODEL}/{churn.version}+{SEGMENT_MODEL}/{segment.version}"
+    model_version = f"{CHURN_MODEL}/{churn.version}" + (
+        f"+{SEGMENT_MODEL}/{segment.version}" if segment else ""
+    )
     scores.insert(1, "score_date", score_date)
     scores.insert(2, "model_version", model_version)
     scores.insert(3, "churn_model_version", churn.version)
-    scores.insert(4, "segment_model_version", segment.version)
+    scores.insert(4, "segment_model_version", segment.version if segment else None)
     reference_path = _run_artifact(churn.run_id, "reference.json")
     drift_rows = None
     if reference_path:
@@ -235,7 +278,7 @@ def score(
         in_domain = ~scores["is_lapsed"].to_numpy()
         drift_rows = monitor.drift(
             json.loads(reference_path.read_text()),
-            features.churn_model_frame(members[in_domain]),
+            pipelines.model_frame(churn.model, members[in_domain]),
             scores.loc[in_domain, "churn_probability"],
         )
     counts = write_scores(duckdb_path, scores, drift_rows)
@@ -244,7 +287,9 @@ def score(
         "model_version": model_version,
         **counts,
         "risk_bands": scores["risk_band"].value_counts().to_dict(),
-        "segments": scores["predicted_segment"].value_counts().to_dict(),
+        "segments": scores["predicted_segment"].value_counts().to_dict()
+        if segment
+        else NO_SEGMENT_MODEL,
         "seconds": time.perf_counter() - started,
     }
 

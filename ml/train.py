@@ -75,20 +75,34 @@ def _trusted_types(model) -> list[str]:
     return skops.io.get_untrusted_types(data=skops.io.dumps(model))
 
 
-def _log_model(model, frame: pd.DataFrame, output) -> str:
-    """Log with signature and a features-only input example (no member ids); return its URI."""
+ML_PACKAGE = Path(__file__).resolve().parent
+
+
+def _log_model(model, rows: pd.DataFrame) -> str:
+    """Log the whole pipeline, warehouse columns -> ``predict_proba``, and return its URI.
+
+    The signature lists the warehouse columns the pipeline reads, as doubles (integer columns
+    pass as they are; a nullable one arrives as float), with a features-only input example (no
+    member ids). The ``ml`` package travels with the model (``code_paths``), so
+    ``mlflow.pyfunc.load_model("models:/cx_churn@champion").predict(customer_360_rows)`` returns
+    probabilities anywhere MLflow and scikit-learn are installed.
+    """
     import mlflow
     from mlflow.models import infer_signature
 
+    columns = list(pipelines.input_columns(model))
+    example = features.to_model_frame(rows, columns)
     with quiet_skops():
         info = mlflow.sklearn.log_model(
             model,
             name="model",
-            signature=infer_signature(frame.head(1000), np.asarray(output)[:1000]),
-            input_example=frame.head(5),
+            signature=infer_signature(example.head(1000), model.predict_proba(rows.head(1000))),
+            input_example=example.head(5),
             serialization_format="skops",
             skops_trusted_types=_trusted_types(model),
             pip_requirements=PIP_REQUIREMENTS,
+            pyfunc_predict_fn="predict_proba",
+            code_paths=[str(ML_PACKAGE)],
         )
     return info.model_uri
 
@@ -124,27 +138,107 @@ def model_card(
     return "\n".join(lines) + "\n"
 
 
-def train_churn(training: features.TrainingData, config: TrainConfig) -> dict:
-    """Fit, evaluate, log and gate the churn model (one MLflow run)."""
+CHURN_CANDIDATES = ("boosted", "logistic", "btyd")
+
+
+def fit_churn_candidates(
+    training: features.TrainingData, columns: tuple[str, ...], seed: int
+) -> dict[str, object]:
+    """Every churn candidate fitted on the training cutoffs (each a whole pipeline)."""
+    x_train = training.churn_train
+    y_train = training.churn_train["churned"].to_numpy()
+    horizon = training.horizon_days
+    return {
+        "boosted": pipelines.build_churn_model(seed, columns, horizon).fit(x_train, y_train),
+        "logistic": pipelines.build_logistic_baseline(seed, columns, horizon).fit(x_train, y_train),
+        "btyd": pipelines.build_btyd_model(seed, horizon).fit(x_train, y_train),
+    }
+
+
+def choose_churn_candidate(metrics: dict[str, float], margin: float) -> tuple[str, str]:
+    """The candidate to put forward, and why.
+
+    BG/NBD is the textbook model of purchase behaviour and the ``btyd`` candidate is that model:
+    a learned candidate (boosted or logistic) is put forward only when its holdout ROC AUC beats
+    BG/NBD's by ``margin``, the better of the two when both do; otherwise BG/NBD itself serves.
+    """
+    btyd_auc = metrics["btyd_roc_auc"]
+    learned = sorted(
+        ("boosted", "logistic"), key=lambda name: metrics[f"{name}_roc_auc"], reverse=True
+    )
+    best = learned[0]
+    if metrics[f"{best}_roc_auc"] >= btyd_auc + margin:
+        return best, (
+            f"{best} ROC AUC {metrics[f'{best}_roc_auc']:.4f} beats BG/NBD's {btyd_auc:.4f} by "
+            f"at least {margin}"
+        )
+    return "btyd", (
+        f"no learned candidate beats BG/NBD ({btyd_auc:.4f}) by {margin} (best: {best} "
+        f"{metrics[f'{best}_roc_auc']:.4f}), so the BG/NBD model serves"
+    )
+
+
+def feature_note(left_out: dict[str, str]) -> str:
+    """The features left out of a run, in words for the model card and the run."""
+    if not left_out:
+        return "none: every feature had data"
+    return "; ".join(f"{column} ({why})" for column, why in left_out.items())
+
+
+def check_champion_features(name: str, left_out: dict[str, str]) -> None:
+    """Fail when a feature the current champion was trained on has no data now: a source or
+    column that went null is a break upstream, not a reason to quietly train without it."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.models import get_model_info
+
+    try:
+        info = get_model_info(f"models:/{name}@{registry.CHAMPION}")
+    except (MlflowException, OSError):
+        return
+    if info.signature is None:
+        return
+    used = set(info.signature.inputs.input_names())
+    gone = {column: why for column, why in left_out.items() if column in used}
+    if gone:
+        raise validate.FeatureValidationError(
+            f"{name}: feature(s) the current champion was trained on have no data now: "
+            f"{feature_note(gone)}. A source or optional column stopped arriving; fix the "
+            "source, or take it out of CX_SOURCES if it was removed on purpose"
+        )
+
+
+def train_churn(
+    training: features.TrainingData,
+    config: TrainConfig,
+    columns: tuple[str, ...],
+    left_out: dict[str, str],
+) -> dict:
+    """Fit the candidates, pick one on the holdout, evaluate, log and gate it (one MLflow run)."""
     import mlflow
 
     started = time.perf_counter()
-    x_train = features.churn_model_frame(training.churn_train)
-    y_train = training.churn_train["churned"].to_numpy()
-    x_hold = features.churn_model_frame(training.churn_holdout)
     y_hold = training.churn_holdout["churned"].to_numpy()
-    model = pipelines.build_churn_model(config.seed).fit(x_train, y_train)
+    candidates = fit_churn_candidates(training, columns, config.seed)
     fit_seconds = time.perf_counter() - started
-    probabilities = model.predict_proba(x_hold)[:, 1]
-    logistic = pipelines.build_logistic_baseline(config.seed).fit(x_train, y_train)
-    metrics = {
-        **evaluate.churn_metrics(y_hold, probabilities),
-        **evaluate.churn_metrics(y_hold, logistic.predict_proba(x_hold)[:, 1], "logistic_"),
-        **evaluate.churn_metrics(
-            y_hold, pipelines.recency_rule_scores(training.churn_holdout), "recency_rule_"
-        ),
-        "fit_seconds": fit_seconds,
+    scores = {
+        name: model.predict_proba(training.churn_holdout)[:, 1]
+        for name, model in candidates.items()
     }
+    metrics: dict[str, float] = {}
+    for name, values in scores.items():
+        metrics.update(evaluate.churn_metrics(y_hold, values, f"{name}_"))
+    # The two baselines: BG/NBD is the btyd candidate, logged under its textbook name too.
+    metrics.update(evaluate.churn_metrics(y_hold, scores["btyd"], "bgnbd_"))
+    metrics.update(
+        evaluate.churn_metrics(
+            y_hold, pipelines.recency_rule_scores(training.churn_holdout), "recency_rule_"
+        )
+    )
+    chosen, why = choose_churn_candidate(metrics, config.margin)
+    model = candidates[chosen]
+    probabilities = scores[chosen]
+    metrics.update(evaluate.churn_metrics(y_hold, probabilities))
+    metrics["fit_seconds"] = fit_seconds
     if config.answers_dir is not None:
         metrics.update(
             evaluate.churn_ceiling(
@@ -154,35 +248,64 @@ def train_churn(training: features.TrainingData, config: TrainConfig) -> dict:
             )
             or {}
         )
+    x_hold = pipelines.model_frame(model, training.churn_holdout)
     explain = sample_positions(y_hold, config.max_explain_rows, config.seed)
     importance = evaluate.importances(
-        model,
+        pipelines.after_input(model),
         x_hold.iloc[explain],
         y_hold[explain],
         "roc_auc",
         config.seed,
         direction_scores=probabilities[explain],
     )
-    reference = monitor.build_reference(x_train, model.predict_proba(x_train)[:, 1])
-    data = {**features.describe(training), "horizon_days": training.horizon_days}
+    reference = monitor.build_reference(
+        pipelines.model_frame(model, training.churn_train),
+        model.predict_proba(training.churn_train)[:, 1],
+    )
+    # The first champion must beat the better baseline; BG/NBD cannot beat itself, so when it
+    # is the candidate it must beat the recency rule.
+    baseline = (
+        metrics["recency_rule_roc_auc"]
+        if chosen == "btyd"
+        else max(metrics["recency_rule_roc_auc"], metrics["bgnbd_roc_auc"])
+    )
+    data = {
+        **features.describe(training),
+        "features_used": len(columns),
+        "features_left_out": feature_note(left_out),
+    }
     with mlflow.start_run(
         run_name=f"{CHURN_MODEL}-{training.holdout_cutoff}", tags=_tags(config, "churn")
     ) as run:
-        mlflow.log_params(
-            {
-                "horizon_days": training.horizon_days,
-                "n_train_cutoffs": len(training.train_cutoffs),
-                "seed": config.seed,
-                "margin": config.margin,
-                "model": "calibrated HGB (isotonic)",
-                "holdout_cutoff": str(training.holdout_cutoff),
-                "data_range": data["data_range"],
-                **{
+        params = {
+            "horizon_days": training.horizon_days,
+            "activity_days": training.activity_days,
+            "n_train_cutoffs": len(training.train_cutoffs),
+            "seed": config.seed,
+            "margin": config.margin,
+            "candidate": chosen,
+            "model": {
+                "boosted": "calibrated HGB (isotonic) + BG/NBD features",
+                "logistic": "logistic regression + BG/NBD features",
+                "btyd": "BG/NBD",
+            }[chosen],
+            "holdout_cutoff": str(training.holdout_cutoff),
+            "data_range": data["data_range"],
+            "features_left_out": ",".join(left_out) or "none",
+        }
+        if chosen == "boosted":
+            params.update(
+                {
                     f"hgb_{k}": v
                     for k, v in model.named_steps["model"].estimator.get_params().items()
                     if k in ("learning_rate", "max_iter", "max_depth", "min_samples_leaf")
-                },
-            }
+                }
+            )
+        params.update({f"bgnbd_{k}": round(v, 6) for k, v in _bgnbd_params(model).items()})
+        mlflow.log_params(params)
+        mlflow.set_tags(
+            {"window_plan": training.plan_reason, "candidate_choice": why}
+            | {"features_left_out": feature_note(left_out)}
         )
         mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
         with tempfile.TemporaryDirectory() as tmp:
@@ -196,16 +319,19 @@ def train_churn(training: features.TrainingData, config: TrainConfig) -> dict:
                     f"{CHURN_MODEL} evaluation on holdout {training.holdout_cutoff}",
                     {
                         "Data": data,
+                        "Candidate": why,
                         "Metrics": metrics,
                         "Permutation importance (ROC AUC drop)": importance.head(15),
                     },
                 )
             )
             mlflow.log_artifacts(tmp)
-        model_uri = _log_model(model, x_hold, probabilities)
+        model_uri = _log_model(model, training.churn_holdout)
         champion = registry.champion_score(
             CHURN_MODEL,
-            lambda m: evaluate.scorer_for("roc_auc")(y_hold, m.predict_proba(x_hold)[:, 1]),
+            lambda m: evaluate.scorer_for("roc_auc")(
+                y_hold, m.predict_proba(training.churn_holdout)[:, 1]
+            ),
         )
         version, decision = registry.register_and_promote(
             mlflow.MlflowClient(),
@@ -213,7 +339,7 @@ def train_churn(training: features.TrainingData, config: TrainConfig) -> dict:
             model_uri,
             run.info.run_id,
             metrics["roc_auc"],
-            metrics["recency_rule_roc_auc"],
+            baseline,
             champion,
             config.margin,
             "roc_auc",
@@ -224,14 +350,20 @@ def train_churn(training: features.TrainingData, config: TrainConfig) -> dict:
         mlflow.log_text(
             model_card(
                 CHURN_MODEL,
-                "Probability that an active member (a purchase in the last 180 days) makes no "
-                f"purchase in the next {training.horizon_days} days or closes the account; ranks "
-                "members for retention programs, with plain-word reasons per member.",
-                data,
+                "Probability that an active member (a purchase in the last "
+                f"{training.activity_days} days) makes no purchase in the next "
+                f"{training.horizon_days} days or closes the account; ranks members for "
+                "retention programs, with plain-word reasons per member. Scores "
+                "customer_360 rows as they are: "
+                "mlflow.pyfunc.load_model('models:/cx_churn@champion').predict(rows) returns "
+                "[P(stays), P(churns)] per row.",
+                {**data, "candidate": f"{chosen}: {why}"},
                 metrics,
                 decision,
                 [
-                    "Trained on monthly cutoffs of one program's history; seasonality beyond the "
+                    f"Windows chosen from the history: {training.plan_reason}.",
+                    f"Features left out of this run: {feature_note(left_out)}.",
+                    "Trained on cutoffs of one program's history; seasonality beyond the "
                     "training months is unseen.",
                     "Survey features exist only for respondents (about one member in five).",
                     "A member who stops buying without closing the account looks like one who "
@@ -249,27 +381,89 @@ def train_churn(training: features.TrainingData, config: TrainConfig) -> dict:
         "run_id": run.info.run_id,
         "version": version,
         "alias": decision.alias,
+        "candidate": chosen,
         "metrics": metrics,
         "seconds": time.perf_counter() - started,
     }
 
 
-def train_segment(training: features.TrainingData, config: TrainConfig) -> dict:
+def _bgnbd_params(model) -> dict[str, float]:
+    """The fitted BG/NBD parameters inside a churn pipeline (every candidate has them)."""
+    if "btyd" in model.named_steps:
+        return model.named_steps["btyd"].params_
+    return model.named_steps["model"].features_.params_
+
+
+# Fewer labelled respondents than this, or a single segment among them, trains no segment model.
+MIN_SEGMENT_ROWS = 30
+
+
+def segment_skip_reason(training: features.TrainingData) -> str | None:
+    """Why no segment model can be trained on this data, or None when one can."""
+    rows = len(training.segment_train)
+    if rows == 0:
+        return (
+            "no segment model: no member answered a relationship survey with NPS and the "
+            "emotional items before the training cutoffs, so there is no engagement label to "
+            "learn from (without a survey source this is expected)"
+        )
+    if rows < MIN_SEGMENT_ROWS or training.segment_train["segment"].nunique() < 2:
+        return (
+            f"no segment model: only {rows} labelled respondents "
+            f"({training.segment_train['segment'].nunique()} segment(s)) at the training "
+            f"cutoffs; at least {MIN_SEGMENT_ROWS} in two or more segments are needed"
+        )
+    if len(training.segment_test) == 0:
+        return "no segment model: no held-out respondent at the holdout cutoff to test it on"
+    return None
+
+
+def skip_segment(training: features.TrainingData, config: TrainConfig, reason: str) -> dict:
+    """Record in MLflow that no segment model was trained, and why."""
+    import mlflow
+
+    with mlflow.start_run(
+        run_name=f"{SEGMENT_MODEL}-{training.holdout_cutoff}-skipped",
+        tags={**_tags(config, "segment"), "skipped": reason},
+    ) as run:
+        mlflow.log_params(
+            {
+                "segment_train_rows": len(training.segment_train),
+                "holdout_cutoff": str(training.holdout_cutoff),
+            }
+        )
+    return {
+        "run_id": run.info.run_id,
+        "version": None,
+        "alias": None,
+        "skipped": reason,
+        "metrics": {},
+        "seconds": 0.0,
+    }
+
+
+def train_segment(
+    training: features.TrainingData, config: TrainConfig, columns: tuple[str, ...]
+) -> dict:
     """Fit, evaluate, log and gate the segment model (one MLflow run)."""
     import mlflow
 
     started = time.perf_counter()
-    x_train = features.segment_model_frame(training.segment_train)
+    x_train = training.segment_train
     y_train = training.segment_train["segment"].to_numpy()
-    x_test = features.segment_model_frame(training.segment_test)
+    x_test = training.segment_test
     y_test = training.segment_test["segment"].to_numpy()
-    model = pipelines.build_segment_model(config.seed).fit(x_train, y_train)
+    model = pipelines.build_segment_model(config.seed, columns).fit(x_train, y_train)
     fit_seconds = time.perf_counter() - started
     predicted = model.predict(x_test)
-    majority = pipelines.build_majority_baseline().fit(x_train, y_train).predict(x_test)
     metrics, matrix = evaluate.segment_metrics(y_test, predicted, labels.SEGMENTS)
-    baseline, _ = evaluate.segment_metrics(y_test, majority, labels.SEGMENTS, "majority_")
-    metrics.update(baseline)
+    for name, baseline_model in (
+        ("majority_", pipelines.build_majority_baseline()),
+        ("stratified_", pipelines.build_stratified_baseline(config.seed)),
+    ):
+        guessed = baseline_model.fit(x_train[list(columns)], y_train).predict(x_test[list(columns)])
+        baseline, _ = evaluate.segment_metrics(y_test, guessed, labels.SEGMENTS, name)
+        metrics.update(baseline)
     metrics["fit_seconds"] = fit_seconds
     if config.answers_dir is not None:
         # Everyone at the holdout cutoff, respondents or not: what the segment is for.
@@ -278,14 +472,18 @@ def train_segment(training: features.TrainingData, config: TrainConfig) -> dict:
             evaluate.true_segment_agreement(
                 config.answers_dir / "segments.parquet",
                 everyone,
-                model.predict(features.segment_model_frame(everyone)),
+                model.predict(everyone),
                 labels.SEGMENTS,
             )
             or {}
         )
     explain = sample_positions(y_test, config.max_explain_rows, config.seed)
     importance = evaluate.importances(
-        model, x_test.iloc[explain], y_test[explain], "f1_macro", config.seed
+        pipelines.after_input(model),
+        pipelines.model_frame(model, x_test).iloc[explain],
+        y_test[explain],
+        "f1_macro",
+        config.seed,
     )
     data = {
         **features.describe(training),
@@ -325,8 +523,7 @@ def train_segment(training: features.TrainingData, config: TrainConfig) -> dict:
                 )
             )
             mlflow.log_artifacts(tmp)
-        proba = model.predict_proba(x_test)
-        model_uri = _log_model(model, x_test, proba)
+        model_uri = _log_model(model, x_test)
         champion = registry.champion_score(
             SEGMENT_MODEL, lambda m: evaluate.scorer_for("macro_f1")(y_test, m.predict(x_test))
         )
@@ -336,7 +533,7 @@ def train_segment(training: features.TrainingData, config: TrainConfig) -> dict:
             model_uri,
             run.info.run_id,
             metrics["macro_f1"],
-            metrics["majority_macro_f1"],
+            max(metrics["majority_macro_f1"], metrics["stratified_macro_f1"]),
             champion,
             config.margin,
             "macro_f1",
@@ -369,7 +566,13 @@ def train_segment(training: features.TrainingData, config: TrainConfig) -> dict:
 
 
 def train(config: TrainConfig, data: features.WarehouseData | None = None) -> dict:
-    """Read the warehouse (unless ``data`` is given), validate, train both models, gate them."""
+    """Read the warehouse (unless ``data`` is given), validate, train both models, gate them.
+
+    Features with no data in this deployment (a source or optional column it does not have) are
+    left out of the run and recorded; a feature the current champion used that has no data now
+    fails the run. Without labelled survey respondents no segment model is trained, and the
+    result says why.
+    """
     import mlflow
 
     mlflow.set_tracking_uri(config.tracking_uri)
@@ -382,16 +585,23 @@ def train(config: TrainConfig, data: features.WarehouseData | None = None) -> di
     )
     del data  # the whole feature table is no longer needed; fitting should not hold it
     training = cap_training_rows(training, config.max_train_rows, config.seed)
+    print(f"training windows: {training.plan_reason}", flush=True)
+    columns, left_out = features.available_features(training.churn_train, features.FEATURE_COLUMNS)
+    if left_out:
+        print(f"features left out (no data): {feature_note(left_out)}", flush=True)
+    check_champion_features(CHURN_MODEL, left_out)
     validate.validate_features(
-        features.to_model_frame(training.churn_train, features.FEATURE_COLUMNS),
-        features.FEATURE_COLUMNS,
-        "training",
+        features.to_model_frame(training.churn_train, columns), columns, "training"
     )
-    return {
-        "churn": train_churn(training, config),
-        "segment": train_segment(training, config),
-        "data": features.describe(training),
-    }
+    churn = train_churn(training, config, columns, left_out)
+    reason = segment_skip_reason(training)
+    if reason is None:
+        segment_columns = tuple(c for c in columns if c in features.SEGMENT_FEATURE_COLUMNS)
+        segment = train_segment(training, config, segment_columns)
+    else:
+        print(reason, flush=True)
+        segment = skip_segment(training, config, reason)
+    return {"churn": churn, "segment": segment, "data": features.describe(training)}
 
 
 def sample_positions(labels_: np.ndarray, limit: int, seed: int) -> np.ndarray:
@@ -430,11 +640,14 @@ def cap_training_rows(
 
 def config_from_settings(settings, **overrides) -> TrainConfig:
     """Settings -> TrainConfig; the answer dir only if the generator's answers exist."""
+    from config import uses_sample
+
     answers = settings.sample_dir / "answers"
+    use_answers = uses_sample(settings) and answers.exists()
     fields = {
         "duckdb_path": settings.duckdb_path,
         "tracking_uri": settings.mlflow_tracking_uri,
-        "answers_dir": answers if answers.exists() else None,
+        "answers_dir": answers if use_answers else None,
         "git_commit": git_commit(Path(__file__).resolve().parent.parent),
     }
     return TrainConfig(**{**fields, **overrides})
@@ -493,6 +706,9 @@ def main(argv: list[str] | None = None) -> int:
     result = train(config)
     for kind in ("churn", "segment"):
         part = result[kind]
+        if part.get("skipped"):
+            print(f"{kind}: {part['skipped']}")
+            continue
         shown = {
             k: round(v, 4)
             for k, v in part["metrics"].items()

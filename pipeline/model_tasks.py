@@ -47,8 +47,17 @@ def train_models(
         dag_run_id=dag_run_id,
     )
     result = train(config)
-    headline = ("roc_auc", "pr_auc", "brier", "macro_f1", "majority_macro_f1")
-    return {
+    headline = (
+        "roc_auc",
+        "pr_auc",
+        "brier",
+        "bgnbd_roc_auc",
+        "recency_rule_roc_auc",
+        "macro_f1",
+        "majority_macro_f1",
+        "stratified_macro_f1",
+    )
+    summary = {
         kind: {
             "version": result[kind]["version"],
             "alias": result[kind]["alias"],
@@ -56,21 +65,25 @@ def train_models(
         }
         for kind in ("churn", "segment")
     }
+    summary["churn"]["candidate"] = result["churn"]["candidate"]
+    if result["segment"].get("skipped"):
+        summary["segment"]["skipped"] = result["segment"]["skipped"]
+    return summary
 
 
 def has_champions(tracking_uri: str) -> bool:
-    """Whether both registered models have a ``champion`` alias."""
+    """Whether the churn model has a ``champion`` alias: scoring needs it. The segment model is
+    optional (a deployment without surveys has none)."""
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    from ml.train import CHURN_MODEL, SEGMENT_MODEL
+    from ml.train import CHURN_MODEL
 
     client = mlflow.MlflowClient(tracking_uri=tracking_uri)
-    for name in (CHURN_MODEL, SEGMENT_MODEL):
-        try:
-            client.get_model_version_by_alias(name, "champion")
-        except MlflowException:
-            return False
+    try:
+        client.get_model_version_by_alias(CHURN_MODEL, "champion")
+    except MlflowException:
+        return False
     return True
 
 

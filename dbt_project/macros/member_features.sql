@@ -112,6 +112,8 @@ aggregated_activity as (
         member_id,
         cutoff_date,
         max(case when transaction_count > 0 then activity_date end) as last_transaction_date,
+        min(case when transaction_count > 0 then activity_date end) as first_transaction_date,
+        count(case when transaction_count > 0 then activity_date end) as purchase_days,
         {%- for days in [30, 90, 365] %}
         sum(case when days_before_cutoff <= {{ days }} then transaction_count else 0 end)
         as transactions_{{ days }}d,
@@ -213,6 +215,11 @@ member_features as (
             {{ dbt.datediff('aggregated_activity.last_transaction_date', 'enrolled_members.cutoff_date', 'day') }}
             as bigint
         ) as days_since_last_transaction,
+        cast(
+            {{ dbt.datediff('aggregated_activity.first_transaction_date', 'enrolled_members.cutoff_date', 'day') }}
+            as bigint
+        ) as days_since_first_transaction,
+        cast(coalesce(aggregated_activity.purchase_days, 0) as bigint) as purchase_days_total,
         {%- for days in [30, 90, 365] %}
         cast(coalesce(aggregated_activity.transactions_{{ days }}d, 0) as bigint)
         as transactions_{{ days }}d,
@@ -302,8 +309,10 @@ member_features as (
 )
 {%- endmacro %}
 
-{#- The cutoff dates of member_features_pit: var `pit_cutoff_dates` when set, else the first day
-    of every month after the first activity date up to the day after the last one. -#}
+{#- The cutoff dates of member_features_pit: var `pit_cutoff_dates` when set; else, when the
+    data spans fewer than var `pit_weekly_below_days` days, every Monday after the first activity
+    date up to the day after the last one (a short history has too few months to train on);
+    else the first day of every month in that range. -#}
 {% macro pit_cutoff_dates() -%}
     {%- set chosen = var('pit_cutoff_dates') -%}
     {%- if chosen -%}
@@ -321,6 +330,17 @@ member_features as (
         {{ return([]) }}
     {%- endif -%}
     {%- set cutoffs = [] -%}
+    {%- set span_days = (last_date - first_date).days + 1 -%}
+    {%- if span_days < var('pit_weekly_below_days') | int -%}
+        {%- set first_monday = first_date + modules.datetime.timedelta(days=7 - first_date.weekday()) -%}
+        {%- for offset in range(0, span_days + 1, 7) -%}
+            {%- set cutoff = first_monday + modules.datetime.timedelta(days=offset) -%}
+            {%- if cutoff <= last_date + modules.datetime.timedelta(days=1) -%}
+                {%- do cutoffs.append(cutoff.strftime('%Y-%m-%d')) -%}
+            {%- endif -%}
+        {%- endfor -%}
+        {{ return(cutoffs) }}
+    {%- endif -%}
     {%- set year = first_date.year -%}
     {%- set month = first_date.month -%}
     {%- set last_month = last_date.year * 12 + last_date.month - 1 + (1 if last_date.month != (last_date + modules.datetime.timedelta(days=1)).month else 0) -%}

@@ -91,6 +91,11 @@ def pit_features(sim: dict[str, pd.DataFrame], cutoffs: list[date], seed: int = 
         age = (start - before["occurred_date"]).dt.days
         last = before.groupby("member_id")["occurred_date"].max()
         frame["days_since_last_transaction"] = (start - frame["member_id"].map(last)).dt.days
+        first = before.groupby("member_id")["occurred_date"].min()
+        frame["days_since_first_transaction"] = (start - frame["member_id"].map(first)).dt.days
+        frame["purchase_days_total"] = (
+            frame["member_id"].map(before.groupby("member_id")["occurred_date"].nunique()).fillna(0)
+        )
         for window in (30, 90, 365):
             inside = before[age <= window]
             frame[f"transactions_{window}d"] = (

@@ -14,13 +14,23 @@ from ml.score import Champion, SignatureError, enforce_signature, risk_band, sco
 def _champions(synthetic, seed=7):
     data, _ = synthetic
     training = features.build_training_data(data, n_train_cutoffs=3, seed=seed)
-    x = features.churn_model_frame(training.churn_train)
-    churn = pipelines.build_churn_model(seed).fit(x, training.churn_train["churned"])
-    xs = features.segment_model_frame(training.segment_train)
-    segment = pipelines.build_segment_model(seed).fit(xs, training.segment_train["segment"])
+    churn = pipelines.build_churn_model(seed).fit(
+        training.churn_train, training.churn_train["churned"]
+    )
+    segment = pipelines.build_segment_model(seed).fit(
+        training.segment_train, training.segment_train["segment"]
+    )
     return (
-        Champion("cx_churn", churn, "1", "r1", {c: "double" for c in x.columns}),
-        Champion("cx_segment", segment, "1", "r2", {c: "double" for c in xs.columns}),
+        Champion(
+            "cx_churn", churn, "1", "r1", dict.fromkeys(pipelines.input_columns(churn), "double")
+        ),
+        Champion(
+            "cx_segment",
+            segment,
+            "1",
+            "r2",
+            dict.fromkeys(pipelines.input_columns(segment), "double"),
+        ),
     )
 
 
@@ -58,6 +68,18 @@ def test_signature_check_on_model_input():
         enforce_signature(pd.DataFrame({"a": [1.0]}), inputs, "m")
     with pytest.raises(SignatureError, match="'b' has type str"):
         enforce_signature(pd.DataFrame({"a": [1.0], "b": ["x"]}), inputs, "m")
+
+
+def test_without_a_segment_model_segments_are_null_and_churn_is_scored(synthetic, champions):
+    _, current = synthetic
+    churn, _segment = champions
+    scores = score_frame(current, churn, None)
+    assert scores["predicted_segment"].isna().all()
+    assert scores["segment_probability"].isna().all()
+    assert scores["churn_probability"].between(0, 1).all()
+    pd.testing.assert_series_equal(
+        scores["churn_probability"], score_frame(current, *champions)["churn_probability"]
+    )
 
 
 def test_same_data_and_seed_give_same_scores(synthetic, champions):
