@@ -10,12 +10,16 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field, fields
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 SOURCES = ("loyalty", "surveys", "calls")
+# Shapes of data the sample generator can take on (sample_data/README.md, Shapes); "default" is
+# the two-year program with every source and column.
+SAMPLE_SHAPES = ("default", "single_cohort", "purchase_only", "short_history", "seasonal")
+SHORT_HISTORY_DAYS = 273
 
 
 class SettingsError(ValueError):
@@ -128,6 +132,19 @@ def _optional_date(env, name) -> date | None:
     return None if raw is None else _date(env, name, date.min)
 
 
+def _shape(env, name) -> tuple[str, ...]:
+    """Shape names in a fixed order, so the same combination always reads the same."""
+    raw = _env(env, name)
+    chosen = [part.strip() for part in (raw or "default").split(",") if part.strip()]
+    unknown = [shape for shape in chosen if shape not in SAMPLE_SHAPES]
+    if unknown:
+        raise SettingsError(
+            f"{name} names unknown shapes {unknown}; known: {', '.join(SAMPLE_SHAPES)}"
+        )
+    named = [shape for shape in SAMPLE_SHAPES[1:] if shape in chosen]
+    return tuple(named) or ("default",)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where everything lives and how big the sample is. Built by ``load_settings()``."""
@@ -168,6 +185,7 @@ class Settings:
     sample_seed: int
     sample_start: date
     sample_end: date
+    sample_shape: tuple[str, ...]
     # Programs: the marketers' config, and where exports and the segment report land.
     programs_config: Path
     exports_dir: Path
@@ -259,8 +277,9 @@ ENV_VARS = {
     "CX_SAMPLE_DIR": "where the sample generator writes; default $CX_DATA_DIR/sample",
     "CX_SAMPLE_MEMBERS": "number of sample members; default 5000",
     "CX_SAMPLE_SEED": "sample generator seed; default 7",
-    "CX_SAMPLE_START": "first day of sample history; default 2024-07-01",
+    "CX_SAMPLE_START": "first day of sample history; default 2024-07-01 (CX_SAMPLE_END minus 273 days with the short_history shape)",
     "CX_SAMPLE_END": "last day of sample history; default 2026-06-30",
+    "CX_SAMPLE_SHAPE": "comma-separated shapes of the sample: default, or any of single_cohort, purchase_only (also makes CX_SOURCES default to loyalty), short_history, seasonal",
     "CX_PROGRAMS_CONFIG": "the programs' YAML file (eligibility, priority, control share, contact rules); default programs/programs.yml",
     "CX_EXPORTS_DIR": "program exports per cycle (<dir>/<cycle_date>/, <dir>/latest); default $CX_DATA_DIR/exports",
     "CX_REPORTS_DIR": "the segment report (segment-report.html); default $CX_DATA_DIR/reports",
@@ -274,8 +293,12 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     env = dict(os.environ if env is None else env)
     data_dir = _path(env, "CX_DATA_DIR", REPO_ROOT / "data")
     sample_dir = _path(env, "CX_SAMPLE_DIR", data_dir / "sample")
-    sample_start = _date(env, "CX_SAMPLE_START", date(2024, 7, 1))
+    sample_shape = _shape(env, "CX_SAMPLE_SHAPE")
     sample_end = _date(env, "CX_SAMPLE_END", date(2026, 6, 30))
+    start = date(2024, 7, 1)
+    if "short_history" in sample_shape:
+        start = sample_end - timedelta(days=SHORT_HISTORY_DAYS)
+    sample_start = _date(env, "CX_SAMPLE_START", start)
     if sample_end <= sample_start:
         raise SettingsError(
             f"CX_SAMPLE_END={sample_end} must be after CX_SAMPLE_START={sample_start}"
@@ -287,7 +310,11 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         loyalty_url=_env(env, "CX_LOYALTY_URL") or f"sqlite:///{sample_dir / 'loyalty.db'}",
         survey_root=_env(env, "CX_SURVEY_ROOT") or str(sample_dir / "surveys"),
         calls_root=_env(env, "CX_CALLS_ROOT") or str(sample_dir / "calls"),
-        enabled_sources=_sources(env, "CX_SOURCES"),
+        enabled_sources=(
+            ("loyalty",)
+            if "purchase_only" in sample_shape and _env(env, "CX_SOURCES") is None
+            else _sources(env, "CX_SOURCES")
+        ),
         as_of=_optional_date(env, "CX_AS_OF"),
         lake_dir=lake_dir,
         warehouse_target=warehouse_target,
@@ -314,6 +341,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         sample_seed=_int(env, "CX_SAMPLE_SEED", 7),
         sample_start=sample_start,
         sample_end=sample_end,
+        sample_shape=sample_shape,
         programs_config=_yaml_file(
             env, "CX_PROGRAMS_CONFIG", REPO_ROOT / "programs" / "programs.yml"
         ),

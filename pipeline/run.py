@@ -148,6 +148,7 @@ def ensure_sample(settings: Settings) -> bool:
         "seed": settings.sample_seed,
         "start": settings.sample_start.isoformat(),
         "end": settings.sample_end.isoformat(),
+        "shape": ",".join(settings.sample_shape),
     }
     marker = settings.sample_dir.parent / f"{settings.sample_dir.name}.params.json"
     if (
@@ -165,6 +166,7 @@ def ensure_sample(settings: Settings) -> bool:
         seed=settings.sample_seed,
         start=settings.sample_start,
         end=settings.sample_end,
+        shape=settings.sample_shape,
     )
     print(f"    {summary}", flush=True)
     marker.write_text(json.dumps(params) + "\n")

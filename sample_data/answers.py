@@ -15,11 +15,14 @@ from sample_data import simulate as sim
 
 BEFORE = 180
 AFTER = 90
+# A short history's first cutoff: after one quarter, not after a whole activity window.
+SHORT_BEFORE = 90
 
 
-def cutoff_days(start: date, n_days: int) -> np.ndarray:
-    """First day of every month from start + 180 days to the last day that leaves 90 days."""
-    first, last = start + timedelta(days=BEFORE), start + timedelta(days=n_days - AFTER)
+def cutoff_days(start: date, n_days: int, history_days: int = BEFORE) -> np.ndarray:
+    """First day of every month from start + 180 days (or ``history_days``) to the last day
+    that leaves 90 days."""
+    first, last = start + timedelta(days=history_days), start + timedelta(days=n_days - AFTER)
     month = date(first.year, first.month, 1)
     if month < first:
         month = date(month.year + month.month // 12, month.month % 12 + 1, 1)

@@ -1,22 +1,27 @@
 """Generate the sample sources: a loyalty database, survey exports, call-center exports, answers.
 
-Usage: ``python -m sample_data.generate [--members N] [--seed S] [--start D] [--end D] [--out DIR]``
-(defaults from ``config.load_settings()``). The same arguments give byte-identical files: chunks
-run in a fixed order, each from its own seeded generator, and nothing reads the clock. The sample
-is built in a sibling folder and renamed into place, so a half-written sample is never visible.
+Usage: ``python -m sample_data.generate [--members N] [--seed S] [--start D] [--end D]
+[--shape S[,S...]] [--out DIR]`` (defaults from ``config.load_settings()``). The same arguments
+give byte-identical files: chunks run in a fixed order, each from its own seeded generator, and
+nothing reads the clock. The sample is built in a sibling folder and renamed into place, so a
+half-written sample is never visible. Shapes (README, Shapes) make the data look like what a real
+retailer brings: one cohort, purchases only, a short history, a strong season.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
 import numpy as np
 
+from config.settings import SAMPLE_SHAPES
 from sample_data import answers, exports, members
 from sample_data import simulate as sim
 from sample_data.writers import AnswerWriter, LoyaltyWriter, sql_timestamps, write_exports
@@ -85,25 +90,46 @@ class _Run:
     loyalty: LoyaltyWriter
     answer: AnswerWriter
     summary: GenerationSummary
+    shape: frozenset[str] = frozenset({"default"})
 
     def chunk(self, part: int, first_no: int, size: int) -> None:
         """Simulate one chunk of members, each chunk from its own stream, and append it."""
         rng = np.random.default_rng([self.seed, part])
         member_no = np.arange(first_no, first_no + size)
-        people = members.draw_people(rng, self.n_days, member_no)
+        cohort = "single_cohort" in self.shape
+        cohort_days = members.COHORT_DAYS if cohort else 0
+        people = members.draw_people(rng, self.n_days, member_no, cohort_days)
         # Agents serve every chunk, so their skill comes from a stream of its own.
         agent_skill = np.random.default_rng([self.seed, 1 << 30]).normal(0.0, 0.5, sim.AGENTS)
-        events = sim.ChunkSimulator(rng, sim.Calendar(self.start, self.n_days), people, agent_skill)
+        calendar = sim.Calendar(self.start, self.n_days, seasonal="seasonal" in self.shape)
+        events = sim.ChunkSimulator(rng, calendar, people, agent_skill, buy_at_enrolment=cohort)
         events = events.run()
         email, digits, phone = members.contact_details(people)
         member_id = members.member_ids(member_no)
         table = members.member_table(rng, self.start, self.n_days, people, events, email, phone)
         self.loyalty.insert("members", table)
-        self._sources(rng, part, events, people, member_id, (email, digits, phone))
+        tx_ids = self._transactions(events, member_id)
+        # Contacts and surveys still happen in a purchase-only program: nobody exports them.
+        if "purchase_only" not in self.shape:
+            self._exports(rng, part, events, people, member_id, (email, digits, phone), tx_ids)
         self._answers(events, member_id)
         self.summary.members += size
 
-    def _sources(
+    def _transactions(
+        self, events: sim.ChunkEvents, member_id: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Insert the chunk's transactions; return their ids and each event's place among them."""
+        tx, tx_rank = _by_time(events.transactions)
+        tx_id = _ids("T", self.summary.transactions, len(tx["ts"]), 10)
+        # Formatted and inserted in slices: text columns cost far more memory than numbers.
+        for lo in range(0, len(tx_id), INSERT_ROWS):
+            rows = {key: value[lo : lo + INSERT_ROWS] for key, value in tx.items()}
+            table = _transactions(self.start, rows, member_id, tx_id[lo : lo + INSERT_ROWS])
+            self.loyalty.insert("transactions", table)
+        self.summary.transactions += len(tx_id)
+        return tx_id, tx_rank
+
+    def _exports(
         self,
         rng: np.random.Generator,
         part: int,
@@ -111,16 +137,11 @@ class _Run:
         people: sim.Arrays,
         member_id: np.ndarray,
         contact: tuple[np.ndarray, np.ndarray, np.ndarray],
+        tx_ids: tuple[np.ndarray, np.ndarray],
     ) -> None:
         email, digits, phone = contact
         summary, start = self.summary, self.start
-        tx, tx_rank = _by_time(events.transactions)
-        tx_id = _ids("T", summary.transactions, len(tx["ts"]), 10)
-        # Formatted and inserted in slices: text columns cost far more memory than numbers.
-        for lo in range(0, len(tx_id), INSERT_ROWS):
-            rows = {key: value[lo : lo + INSERT_ROWS] for key, value in tx.items()}
-            table = _transactions(start, rows, member_id, tx_id[lo : lo + INSERT_ROWS])
-            self.loyalty.insert("transactions", table)
+        tx_id, tx_rank = tx_ids
         calls, call_rank = _by_time(events.calls)
         call_id = _ids("C", summary.calls, len(calls["ts"]), 9)
         surveys, _ = _by_time(events.surveys)
@@ -138,13 +159,15 @@ class _Run:
         style = people["phone_style"][caller]
         lines = exports.call_lines(rng, start, calls, call_ids, digits[caller], style, self.n_days)
         write_exports(rng, self.tmp / "calls", start, part, lines, header=exports.CALL_HEADER)
-        summary.transactions += len(tx_id)
         summary.calls += len(call_id)
         summary.survey_responses += len(who)
 
     def _answers(self, events: sim.ChunkEvents, member_id: np.ndarray) -> None:
-        season = sim.Calendar(self.start, self.n_days + 120).season()  # windows pass the end
-        cutoffs = answers.cutoff_days(self.start, self.n_days)
+        # Label windows pass the end, so the season runs on past it.
+        calendar = sim.Calendar(self.start, self.n_days + 120, seasonal="seasonal" in self.shape)
+        season = calendar.season()
+        history = answers.SHORT_BEFORE if "short_history" in self.shape else answers.BEFORE
+        cutoffs = answers.cutoff_days(self.start, self.n_days, history)
         churn, segments = answers.answer_rows(events, member_id, season, cutoffs)
         for rows in (churn, segments):
             rows["cutoff_date"] = np.datetime64(self.start, "D") + rows.pop("cutoff_day")
@@ -152,15 +175,29 @@ class _Run:
 
 
 def generate(
-    out_dir: Path, members: int, seed: int, start: date, end: date, chunk_members: int = 50_000
+    out_dir: Path,
+    members: int,
+    seed: int,
+    start: date,
+    end: date,
+    chunk_members: int = 50_000,
+    shape: Sequence[str] = ("default",),
 ) -> GenerationSummary:
     """Write a complete sample to ``out_dir``, replacing any sample already there.
 
     Memory stays bounded by one chunk of ``chunk_members`` members. The chunk size takes part
-    in the random streams, so byte-identical output needs the same chunk size too.
+    in the random streams, so byte-identical output needs the same chunk size too. ``shape``
+    names any of ``config.settings.SAMPLE_SHAPES`` (README, Shapes); ``short_history`` only
+    moves the answer key's first cutoff here, since the settings choose the start.
     """
     if end <= start:
         raise ValueError(f"end {end} must be after start {start}")
+    if isinstance(shape, str):
+        shape = shape.split(",")
+    unknown = sorted(set(shape) - set(SAMPLE_SHAPES))
+    if unknown:
+        raise ValueError(f"unknown sample shapes {unknown}; known: {', '.join(SAMPLE_SHAPES)}")
+    purchase_only = "purchase_only" in shape
     out_dir = Path(out_dir)
     tmp = out_dir.with_name(out_dir.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -172,9 +209,10 @@ def generate(
         seed,
         start,
         n_days,
-        LoyaltyWriter(tmp / "loyalty.db"),
+        LoyaltyWriter(tmp / "loyalty.db", required_only=purchase_only),
         AnswerWriter(tmp / "answers"),
         summary,
+        frozenset(shape),
     )
     for part, first in enumerate(range(0, members, chunk_members)):
         run.chunk(part, first + 1, min(chunk_members, members - first))
@@ -183,10 +221,10 @@ def generate(
     shutil.copyfile(ANSWERS_README, tmp / "answers" / "README.md")
     _swap_into_place(tmp, out_dir)
     summary.files = sum(1 for path in out_dir.rglob("*") if path.is_file())
+    exported = () if purchase_only else ("surveys", "calls")
     summary.paths = {
         "loyalty": out_dir / "loyalty.db",
-        "surveys": out_dir / "surveys",
-        "calls": out_dir / "calls",
+        **{source: out_dir / source for source in exported},
         "answers": out_dir / "answers",
     }
     return summary
@@ -203,20 +241,44 @@ def _swap_into_place(tmp: Path, out_dir: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> GenerationSummary:
-    """Command line: defaults come from the settings object, flags override them."""
-    from config import load_settings
+    """Command line: defaults come from the settings object, flags override them.
 
-    settings = load_settings()
+    ``--start``, ``--end`` and ``--shape`` stand in for their variables before the settings are
+    read, so a short history's start follows the ``--end`` given.
+    """
+    from config import SettingsError, load_settings
+
     parser = argparse.ArgumentParser(prog="python -m sample_data.generate", description=__doc__)
-    parser.add_argument("--members", type=int, default=settings.sample_members)
-    parser.add_argument("--seed", type=int, default=settings.sample_seed)
-    parser.add_argument("--start", type=date.fromisoformat, default=settings.sample_start)
-    parser.add_argument("--end", type=date.fromisoformat, default=settings.sample_end)
-    parser.add_argument("--out", type=Path, default=settings.sample_dir)
+    parser.add_argument("--members", type=int, help="default CX_SAMPLE_MEMBERS")
+    parser.add_argument("--seed", type=int, help="default CX_SAMPLE_SEED")
+    parser.add_argument("--start", type=date.fromisoformat, help="default CX_SAMPLE_START")
+    parser.add_argument("--end", type=date.fromisoformat, help="default CX_SAMPLE_END")
+    parser.add_argument(
+        "--shape", help=f"comma-separated, of {', '.join(SAMPLE_SHAPES)}; default CX_SAMPLE_SHAPE"
+    )
+    parser.add_argument("--out", type=Path, help="default CX_SAMPLE_DIR")
     parser.add_argument("--chunk-members", type=int, default=50_000)
     args = parser.parse_args(argv)
+    flags = {
+        "CX_SAMPLE_START": args.start,
+        "CX_SAMPLE_END": args.end,
+        "CX_SAMPLE_SHAPE": args.shape,
+    }
+    env = {**os.environ, **{name: str(value) for name, value in flags.items() if value is not None}}
+    try:
+        settings = load_settings(env)
+    except SettingsError as error:
+        parser.error(f"{error} (--start, --end and --shape set CX_SAMPLE_START, _END, _SHAPE)")
     began = time.perf_counter()  # only for the printed duration, never for the data
-    summary = generate(args.out, args.members, args.seed, args.start, args.end, args.chunk_members)
+    summary = generate(
+        settings.sample_dir if args.out is None else args.out,
+        settings.sample_members if args.members is None else args.members,
+        settings.sample_seed if args.seed is None else args.seed,
+        settings.sample_start,
+        settings.sample_end,
+        args.chunk_members,
+        settings.sample_shape,
+    )
     print(
         f"sample written to {summary.out_dir} in {time.perf_counter() - began:.1f} s: "
         f"{summary.members:,} members, {summary.transactions:,} transactions, "

@@ -16,18 +16,29 @@ TIERS = ("bronze", "silver", "gold", "platinum")
 TIER_SPEND = (400.0, 1000.0, 2200.0)
 DORMANT = 0.08
 ENROLLED_BEFORE = 0.55
+# The single_cohort shape: everyone enrols within the first quarter of the history.
+COHORT_DAYS = 90
 
 
-def draw_people(rng: np.random.Generator, n_days: int, member_no: np.ndarray) -> sim.Arrays:
-    """Static attributes; tenure varies from years before the period to its last month."""
+def draw_people(
+    rng: np.random.Generator, n_days: int, member_no: np.ndarray, cohort_days: int = 0
+) -> sim.Arrays:
+    """Static attributes; tenure varies from years before the period to its last month.
+
+    With ``cohort_days`` everyone enrols within that many days from the start instead: one
+    acquisition cohort, so nobody enrolled before the period and nobody is dormant.
+    """
     m = len(member_no)
     age = 18 + rng.beta(2.0, 2.2, m) * 67
     u = rng.random(m)
     dormant = u < DORMANT
     before = u < DORMANT + ENROLLED_BEFORE
+    if cohort_days > 0:
+        dormant[:] = before[:] = False
     # Older enrolments are rarer: tenure before the start is roughly exponential (mean 2 years).
     tenure = np.minimum(rng.exponential(730, m), 6 * 365).astype(np.int64) + 1
-    enrol_day = np.where(before, -tenure, rng.integers(0, max(n_days - 30, 1), m))
+    last = min(cohort_days, n_days) if cohort_days > 0 else n_days - 30
+    enrol_day = np.where(before, -tenure, rng.integers(0, max(last, 1), m))
     enrol_day = np.where(dormant, -tenure - 200, enrol_day)
     opt_in = np.where(rng.random(m) < 0.08, -1, (rng.random(m) < 0.65).astype(np.int64))
     opt_change = np.where(rng.random(m) < 0.12, rng.integers(0, n_days, m), -1)

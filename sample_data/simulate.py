@@ -37,6 +37,11 @@ BREAK_WEEKS = (3, 11)
 BREAK_FACTOR = 0.1
 CHANNELS = ("store", "online", "app")
 STORES = 40
+# Baskets grow in busy weeks too, by this share of the season's demand above 1.
+BASKET_SEASON = 0.3
+# A seasonal retailer's demand at each mid-month, January first, interpolated day by day: a
+# November-December peak about 2.5x the base rate and a summer trough about 0.6x (by month).
+SEASONAL_CYCLE = (0.8, 0.9, 1.0, 1.0, 0.9, 0.65, 0.5, 0.65, 0.95, 1.15, 2.4, 3.0)
 
 # Contacts: a problem opens an issue; an open issue drives (repeated) contacts until resolved.
 BACKGROUND_CALLS = 0.012
@@ -60,19 +65,25 @@ EMOTIONS = ("valued", "confident", "informed", "protected", "helped")
 
 @dataclass(frozen=True)
 class Calendar:
-    """The simulated period: day 0 is ``start``, week w covers days 7w..7w+6."""
+    """The simulated period: day 0 is ``start``, week w covers days 7w..7w+6.
+
+    ``seasonal`` swaps the mild default wave for the strong yearly cycle of a seasonal retailer.
+    """
 
     start: date
     n_days: int
+    seasonal: bool = False
 
     @property
     def n_weeks(self) -> int:
         return -(-self.n_days // 7)
 
     def season(self) -> np.ndarray:
-        """Weekly demand multiplier: a mild yearly wave with a December peak."""
+        """Weekly demand multiplier: a mild yearly wave with a December peak (or the cycle)."""
         mid = np.datetime64(self.start, "D") + np.arange(self.n_weeks) * 7 + 3
         doy = (mid - mid.astype("datetime64[Y]")).astype(int)
+        if self.seasonal:
+            return _cycle(doy)
         to_peak = np.minimum(np.abs(doy - 352), 365 - np.abs(doy - 352))
         return (
             1
@@ -80,11 +91,22 @@ class Calendar:
             + 0.7 * np.exp(-0.5 * (to_peak / 12) ** 2)
         )
 
+    def yearly_spend_factor(self) -> float:
+        """The season's mean effect on weekly spend (purchases times basket) over a year."""
+        demand = _cycle(np.arange(365)) if self.seasonal else 1.0
+        return float(np.mean(demand * (1 + BASKET_SEASON * (demand - 1))))
+
     def weekday_weights(self) -> np.ndarray:
         """Probability of each day offset 0..6 within a week: Saturdays busiest, Sundays quiet."""
         by_weekday = np.array([0.8, 0.85, 0.9, 1.0, 1.2, 1.5, 0.9])
         weights = by_weekday[(self.start.weekday() + np.arange(7)) % 7]
         return weights / weights.sum()
+
+
+def _cycle(doy: np.ndarray) -> np.ndarray:
+    mids = (np.arange(12) + 0.5) * 365 / 12
+    days = np.concatenate([mids - 365, mids, mids + 365])
+    return np.interp(doy, days, np.tile(SEASONAL_CYCLE, 3))
 
 
 def age_shift(age: np.ndarray) -> np.ndarray:
@@ -124,15 +146,26 @@ class ChunkEvents:
 
 
 class ChunkSimulator:
-    """Runs the weekly model for one chunk of members; ``run()`` returns ``ChunkEvents``."""
+    """Runs the weekly model for one chunk of members; ``run()`` returns ``ChunkEvents``.
+
+    With ``buy_at_enrolment`` every member's first purchase is at the moment of enrolment, as
+    when a retailer enrols its customers at the till.
+    """
 
     def __init__(
-        self, rng: np.random.Generator, cal: Calendar, people: Arrays, agent_skill: np.ndarray
+        self,
+        rng: np.random.Generator,
+        cal: Calendar,
+        people: Arrays,
+        agent_skill: np.ndarray,
+        buy_at_enrolment: bool = False,
     ):
         self.rng, self.cal, self.agent_skill = rng, cal, agent_skill
         m = len(people["age"])
         self.m = m
         self.enrol_day = people["enrol_day"]
+        self.enrol_ts = people["enrol_day"] * DAY + people["enrol_sec"]
+        self.buy_at_enrolment = buy_at_enrolment
         self.level = rng.normal(0.0, 0.75, m) + age_shift(people["age"])
         self.e = self.level + rng.normal(0.0, 0.35, m)
         self.rate = rng.lognormal(np.log(0.32), 0.6, m)
@@ -172,17 +205,23 @@ class ChunkSimulator:
             closed_day=self.closed_day,
             level=self.level,
             rate=self.rate,
-            expected_weekly=np.where(
-                self.dormant,
-                0.0,
-                self.rate * self.basket * np.exp((FREQ_E + BASKET_E) * self.level),
-            ),
+            expected_weekly=self._expected_weekly(),
             e_hist=e_hist,
             neg_hist=neg_hist,
             away_hist=away_hist,
             alive_hist=alive_hist,
             weekly_spend=spend,
         )
+
+    def _expected_weekly(self) -> np.ndarray:
+        expected = np.where(
+            self.dormant, 0.0, self.rate * self.basket * np.exp((FREQ_E + BASKET_E) * self.level)
+        )
+        if self.cal.seasonal:
+            # The cycle's yearly mean is well above 1; tiers use this for the weeks before the
+            # start, and without it they would climb in the first weeks.
+            expected = expected * self.cal.yearly_spend_factor()
+        return expected
 
     def _step(self, w: int, alive: np.ndarray) -> np.ndarray:
         tx = self._purchases(w, alive)
@@ -204,7 +243,12 @@ class ChunkSimulator:
         day = 7 * w + self.rng.choice(7, size=len(member), p=self.dow)
         day = np.maximum(day, self.enrol_day[member])
         sec = first_hour * 3600 + self.rng.integers(0, hours * 3600, len(member))
-        return day.astype(np.int64) * DAY + sec
+        ts = day.astype(np.int64) * DAY + sec
+        if self.buy_at_enrolment:
+            # The default keeps only the day, so an event may come hours before the enrolment;
+            # a cohort's first purchase is its enrolment, so nothing may.
+            ts = np.maximum(ts, self.enrol_ts[member])
+        return ts
 
     def _keep(self, arrays: Arrays) -> Arrays:
         ok = arrays["ts"] < self.cal.n_days * DAY
@@ -218,11 +262,16 @@ class ChunkSimulator:
         lam *= np.where(self.away > 0, BREAK_FACTOR, 1.0)
         self.away = np.maximum(self.away - 1, 0)
         member = np.repeat(np.arange(self.m), rng.poisson(lam * alive))
+        drawn = len(member)
+        if self.buy_at_enrolment:
+            joining = alive & (self.enrol_day >= 7 * w) & (self.enrol_day < 7 * w + 7)
+            member = np.concatenate([member, np.flatnonzero(joining)])
+        at_enrolment = np.arange(len(member)) >= drawn
         n = len(member)
-        peak = 1 + 0.3 * (self.season[w] - 1)
+        peak = 1 + BASKET_SEASON * (self.season[w] - 1)
         amount = self.basket[member] * np.exp(BASKET_E * self.e[member]) * peak
         amount *= rng.lognormal(0.0, 0.45, n)
-        is_return = rng.random(n) < RETURN_SHARE
+        is_return = (rng.random(n) < RETURN_SHARE) & ~at_enrolment
         amount = np.round(np.where(is_return, -amount * rng.uniform(0.3, 1.0, n), amount), 2)
         progress = w / max(self.cal.n_weeks - 1, 1)
         p_app = 0.15 + 0.3 * progress  # the app takes share from the store over the period
@@ -235,9 +284,11 @@ class ChunkSimulator:
         redeemed = np.where((amount > 0) & (rng.random(n) < 0.08), rng.integers(2, 20, n) * 50, 0)
         late = rng.random(n) < 0.02
         delay = np.where(late, rng.integers(DAY, 5 * DAY, n), rng.integers(5, 900, n))
+        ts = self._times(member, w, 8, 13)
+        ts[at_enrolment] = self.enrol_ts[member[at_enrolment]]
         tx = {
             "member": member,
-            "ts": self._times(member, w, 8, 13),
+            "ts": ts,
             "amount": amount,
             "channel": channel,
             "store": store,

@@ -40,6 +40,11 @@ TRANSACTION_COLUMNS = {
     "points_earned": "INTEGER",
     "points_redeemed": "INTEGER",
 }
+# The contract's required columns: all a purchase-only sample's loyalty database holds.
+REQUIRED_COLUMNS = {
+    "members": ("member_id", "enrolled_at"),
+    "transactions": ("transaction_id", "member_id", "occurred_at", "amount"),
+}
 # Share of export files that the source delivers a second time under another name.
 REDELIVERED = 0.006
 
@@ -50,31 +55,51 @@ def sql_timestamps(start: date, seconds: np.ndarray) -> np.ndarray:
 
 
 class LoyaltyWriter:
-    """The loyalty platform's SQLite database, filled chunk by chunk inside one transaction."""
+    """The loyalty platform's SQLite database, filled chunk by chunk inside one transaction.
 
-    def __init__(self, path: Path):
+    With ``required_only`` the tables hold only the contract's required columns, as a small
+    retailer's export does; ``insert`` then ignores the other columns it is given.
+    """
+
+    def __init__(self, path: Path, required_only: bool = False):
         self.path = path
+        self.columns = {
+            table: {
+                name: kind
+                for name, kind in columns.items()
+                if not required_only or name in REQUIRED_COLUMNS[table]
+            }
+            for table, columns in (
+                ("members", MEMBER_COLUMNS),
+                ("transactions", TRANSACTION_COLUMNS),
+            )
+        }
         self.conn = sqlite3.connect(path, isolation_level=None)
         # Safe here: the file only becomes visible after a complete run.
         self.conn.execute("PRAGMA journal_mode=OFF")
         self.conn.execute("PRAGMA synchronous=OFF")
         self.conn.execute("BEGIN")
-        for table, columns in (("members", MEMBER_COLUMNS), ("transactions", TRANSACTION_COLUMNS)):
+        for table, columns in self.columns.items():
             spec = ", ".join(f"{name} {kind}" for name, kind in columns.items())
             # Clustered on the text key: one B-tree instead of a rowid table plus a key index.
             self.conn.execute(f"CREATE TABLE {table} ({spec}) WITHOUT ROWID")
 
     def insert(self, table: str, columns: dict[str, np.ndarray]) -> None:
-        names = list(MEMBER_COLUMNS if table == "members" else TRANSACTION_COLUMNS)
+        names = list(self.columns[table])
         marks = ", ".join("?" for _ in names)
         rows = zip(*(columns[name].tolist() for name in names), strict=True)
         self.conn.executemany(f"INSERT INTO {table} VALUES ({marks})", rows)
 
     def close(self) -> None:
         """Index the watermark columns after loading, which is faster than maintaining them."""
-        self.conn.execute("CREATE INDEX ix_transactions_recorded_at ON transactions (recorded_at)")
-        self.conn.execute("CREATE INDEX ix_transactions_member_id ON transactions (member_id)")
-        self.conn.execute("CREATE INDEX ix_members_updated_at ON members (updated_at)")
+        indexes = (
+            ("ix_transactions_recorded_at", "transactions", "recorded_at"),
+            ("ix_transactions_member_id", "transactions", "member_id"),
+            ("ix_members_updated_at", "members", "updated_at"),
+        )
+        for index, table, column in indexes:
+            if column in self.columns[table]:
+                self.conn.execute(f"CREATE INDEX {index} ON {table} ({column})")
         self.conn.execute("COMMIT")
         self.conn.close()
 
