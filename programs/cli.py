@@ -17,6 +17,8 @@ import sys
 
 def _check(settings) -> int:
     from programs import config
+    from programs.eligibility import referenced_columns
+    from programs.members import SEGMENT_COLUMNS
 
     loaded = config.load(settings.programs_config)
     print(f"{settings.programs_config}: {len(loaded.programs)} programs, in priority order")
@@ -28,6 +30,8 @@ def _check(settings) -> int:
             f"opt-in {'required' if rules.opt_in_required else 'not required'}, rest "
             f"{rules.exclude_contacted_within_days} days"
         )
+        if referenced_columns(p.eligibility) & set(SEGMENT_COLUMNS):
+            print("     needs a segment: skipped in a cycle without a segment model")
     return 0
 
 

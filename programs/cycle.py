@@ -10,10 +10,15 @@
 
 Each step reads the warehouse read-only and writes in one short transaction, takes settings and
 returns a small JSON-able summary (what goes through XCom: dates and paths, never data).
+
+Without a segment model (a loyalty-only deployment: no survey responses to learn segments from),
+the programs whose condition needs a segment are skipped, with the reason in ``program_cycles``,
+the manifest, the summary and the log; the others run as usual.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import date
 
@@ -23,6 +28,8 @@ from config import Settings
 from programs import assignment, drivers, eligibility, exports, lift, members, store
 from programs import config as program_config
 from programs import report as segment_report
+
+log = logging.getLogger(__name__)
 
 
 class ProgramsUnsupported(RuntimeError):
@@ -37,7 +44,9 @@ def _read_only(settings: Settings):
             f"programs run on the DuckDB warehouse, like scoring (CX_WAREHOUSE_TARGET is "
             f"{settings.warehouse_target!r})"
         )
-    return duckdb.connect(str(settings.duckdb_path), read_only=True)
+    con = duckdb.connect(str(settings.duckdb_path), read_only=True)
+    members.stand_in_missing_tables(con)
+    return con
 
 
 def cycles_frame(
@@ -46,8 +55,11 @@ def cycles_frame(
     assignments: pd.DataFrame,
     on: date,
     model_version: str,
+    skipped: dict[str, str] | None = None,
 ) -> pd.DataFrame:
-    """``program_cycles`` rows: each program's rules in this cycle and its funnel."""
+    """``program_cycles`` rows: each program's rules in this cycle, its funnel, and why it was
+    skipped (``skipped``: ``{program: reason}``)."""
+    skipped = skipped or {}
     groups = assignments.groupby(["program", "assignment_group"]).size()
     rows = []
     for program in config.programs:
@@ -67,6 +79,7 @@ def cycles_frame(
                 "control": int(groups.get((program.name, "control"), 0)),
                 "model_version": model_version,
                 "config_sha256": config.sha256,
+                "skipped_reason": skipped.get(program.name),
             }
         )
     return pd.DataFrame(rows, columns=list(store.CYCLE_COLUMNS))
@@ -79,10 +92,16 @@ def assign(settings: Settings) -> dict:
         on = members.cycle_date(con)
         frame = members.read_members(con, on)
         history = members.read_history(con, on)
-    selected, funnel = eligibility.select(frame, [p.rules() for p in config.programs], history, on)
+        no_segments = members.segment_model_absence(con, frame)
+    rules = [p.rules() for p in config.programs]
+    unavailable = dict.fromkeys(members.SEGMENT_COLUMNS, no_segments) if no_segments else {}
+    skipped = eligibility.skipped(rules, unavailable)
+    for program, reason in skipped.items():
+        log.warning("program %s skipped in the cycle of %s: %s", program, on, reason)
+    selected, funnel = eligibility.select(frame, rules, history, on, skip=skipped)
     rows = assignment.assign(selected, on, {p.name: p.control_share for p in config.programs})
     model_version = str(frame["model_version"].iloc[0]) if len(frame) else ""
-    cycles = cycles_frame(config, funnel, rows, on, model_version)
+    cycles = cycles_frame(config, funnel, rows, on, model_version, skipped)
     store.write_assignments(settings.duckdb_path, on, rows, cycles)
     return {
         "cycle_date": on.isoformat(),
@@ -90,7 +109,13 @@ def assign(settings: Settings) -> dict:
             r.program: {"eligible": r.eligible, "treatment": r.treatment, "control": r.control}
             for r in cycles.itertuples()
         },
+        "skipped": skipped,
     }
+
+
+def _text(value) -> str | None:
+    """A nullable text value read from DuckDB (None, NaN or pd.NA when null) as str or None."""
+    return None if value is None or pd.isna(value) else str(value)
 
 
 def _manifest(con, on: date, cycles: pd.DataFrame, frames: dict[str, pd.DataFrame]) -> dict:
@@ -102,10 +127,11 @@ def _manifest(con, on: date, cycles: pd.DataFrame, frames: dict[str, pd.DataFram
     return {
         "cycle_date": on.isoformat(),
         "as_of_date": on.isoformat(),
+        # A model that did not score (no segment model without survey responses) is null.
         "model_versions": {
             "scores": versions[0],
-            "churn_model": f"cx_churn/{versions[1]}",
-            "segment_model": f"cx_segment/{versions[2]}",
+            "churn_model": f"cx_churn/{versions[1]}" if versions[1] is not None else None,
+            "segment_model": f"cx_segment/{versions[2]}" if versions[2] is not None else None,
         },
         "programs_config_sha256": cycles["config_sha256"].iloc[0],
         "columns": exports.EXPORT_COLUMNS,
@@ -126,6 +152,7 @@ def _manifest(con, on: date, cycles: pd.DataFrame, frames: dict[str, pd.DataFram
                 "control": int(r.control),
                 "rows": len(frames[r.program]),
                 "rows_with_email": int(frames[r.program]["email"].notna().sum()),
+                "skipped_reason": _text(getattr(r, "skipped_reason", None)),
             }
             for r in cycles.sort_values("priority").itertuples()
         ],
@@ -160,12 +187,24 @@ def measure(settings: Settings, cycle_date: str) -> dict:
         through = lift.measured_through(con)
         cycles = lift.read_cycles(con)
         outcomes = lift.read_outcomes(con, through)
-        driver_inputs, performance = drivers.read_inputs(con, on)
+        driver_inputs, performance, not_derived = drivers.read_inputs(con, on)
+    left_out = {
+        reason: [name for name, why in not_derived.items() if why == reason]
+        for reason in dict.fromkeys(not_derived.values())
+    }
+    for reason, names in left_out.items():
+        log.warning("key drivers on %s without %s: %s", on, ", ".join(names), reason)
     lift_rows = lift.lift_table(cycles, outcomes, through)
-    driver_rows = drivers.key_drivers(driver_inputs, performance, on)
+    driver_rows = drivers.key_drivers(driver_inputs, performance, on, not_derived)
     counts = store.write_measurements(settings.duckdb_path, on, lift_rows, driver_rows)
     statuses = lift_rows.groupby("status").size().to_dict() if len(lift_rows) else {}
-    return {"cycle_date": cycle_date, "measured_through": str(through), **counts, **statuses}
+    return {
+        "cycle_date": cycle_date,
+        "measured_through": str(through),
+        **counts,
+        **statuses,
+        "drivers_left_out": left_out,
+    }
 
 
 def publish(settings: Settings) -> str:

@@ -26,15 +26,22 @@ not odds.
 
 **Stated performance** is how well each experience is delivered in the year to the as-of date:
 the share of answers 4-5 (items), 5-7 (effort), or the share of calls without the problem.
+
+A deployment without survey responses (no survey platform) has no NPS to explain and no survey
+experiences: NPS is not derived and churn is explained by the call experiences alone, each with the
+reason in ``note`` (``missing_data``). Without calls, the call experiences are left out likewise.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
+
+from programs.members import has_rows, stand_in_missing_tables
 
 MIN_OBSERVED = 30
 CHURN_HORIZON_DAYS = 90
@@ -100,6 +107,13 @@ DRIVERS: tuple[Driver, ...] = (
     ),
 )
 OUTCOMES = {"nps": "NPS (0-10)", "churn": "Churn in the next 90 days"}
+# Why an outcome (first) or an experience (the others) has no data: notes marketers read.
+NO_NPS_ANSWERS = (
+    "no survey responses: the deployment has no survey platform, so there are no NPS answers to "
+    "learn from"
+)
+NO_SURVEY_RESPONSES = "no survey responses (the deployment has no survey platform)"
+NO_CALLS = "no call-center contacts (the deployment has no call-center data)"
 
 
 def _driver_columns(source: str) -> str:
@@ -296,19 +310,52 @@ def relative_weights(
     )
 
 
+def _left_out(names: list[str], reasons: Mapping[str, str]) -> pd.DataFrame:
+    """``relative_weights`` rows for drivers without data: no weight, the reason as the note."""
+    return pd.DataFrame(
+        {
+            "driver": names,
+            "observed": 0,
+            "correlation": np.nan,
+            "raw_weight": np.nan,
+            "share": np.nan,
+            "r_squared": np.nan,
+            "note": [reasons[n] for n in names],
+        }
+    )
+
+
 def key_drivers(
-    outcomes: dict[str, pd.DataFrame], performance: dict[str, tuple[float, int]], as_of: date
+    outcomes: dict[str, pd.DataFrame],
+    performance: dict[str, tuple[float, int]],
+    as_of: date,
+    not_derived: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """``mart_key_drivers`` rows: per outcome and driver, importance next to performance.
 
     ``outcomes`` maps ``nps``/``churn`` to member frames (``outcome`` and one column per driver);
     ``performance`` maps a driver to (share favourable, answers or calls it is based on).
+    ``not_derived`` maps an outcome or a driver that has no data this time to the reason: the
+    outcome's rows carry the reason and no importance; the driver is left out of every outcome's
+    weights with the reason as its note.
     """
+    not_derived = not_derived or {}
     names = [d.name for d in DRIVERS]
     labels = {d.name: d.label for d in DRIVERS}
+    usable = [n for n in names if n not in not_derived]
+    order = [*outcomes, *(o for o in OUTCOMES if o in not_derived and o not in outcomes)]
     frames = []
-    for outcome, members in outcomes.items():
-        weights = relative_weights(members, "outcome", names)
+    for outcome in order:
+        if outcome in not_derived:
+            members = pd.DataFrame()
+            weights = _left_out(names, dict.fromkeys(names, not_derived[outcome]))
+        else:
+            members = outcomes[outcome]
+            used = relative_weights(members, "outcome", usable)
+            left_out = _left_out([n for n in names if n not in usable], not_derived)
+            weights = pd.concat([used, left_out] if len(left_out) else [used])
+            weights = weights.set_index("driver").reindex(names).reset_index()
+            weights["r_squared"] = used["r_squared"].iloc[0] if len(used) else np.nan
         frames.append(
             pd.DataFrame(
                 {
@@ -332,13 +379,29 @@ def key_drivers(
     return pd.concat(frames, ignore_index=True)
 
 
-def read_inputs(con, as_of: date) -> tuple[dict[str, pd.DataFrame], dict[str, tuple[float, int]]]:
-    """The NPS and churn member frames and the performance of each experience, from the
-    warehouse."""
-    outcomes = {
-        "nps": con.execute(NPS_SQL, {"as_of": as_of}).fetchdf(),
-        "churn": con.execute(CHURN_SQL, {"cutoff": churn_cutoff(as_of)}).fetchdf(),
-    }
+def missing_data(con) -> dict[str, str]:
+    """``{outcome or driver: reason}`` for what the warehouse has no data for at all: NPS and the
+    survey experiences without survey responses, the call experiences without calls."""
+    stand_in_missing_tables(con)
+    out: dict[str, str] = {}
+    if not has_rows(con, "fct_survey_responses"):
+        out["nps"] = NO_NPS_ANSWERS
+        out |= {d.name: NO_SURVEY_RESPONSES for d in DRIVERS if d.source == "responses"}
+    if not has_rows(con, "fct_calls"):
+        out |= {d.name: NO_CALLS for d in DRIVERS if d.source == "calls"}
+    return out
+
+
+def read_inputs(
+    con, as_of: date
+) -> tuple[dict[str, pd.DataFrame], dict[str, tuple[float, int]], dict[str, str]]:
+    """The NPS and churn member frames, the performance of each experience, and what cannot be
+    derived and why (``missing_data``), from the warehouse."""
+    missing = missing_data(con)
+    outcomes = {}
+    if "nps" not in missing:
+        outcomes["nps"] = con.execute(NPS_SQL, {"as_of": as_of}).fetchdf()
+    outcomes["churn"] = con.execute(CHURN_SQL, {"cutoff": churn_cutoff(as_of)}).fetchdf()
     performance: dict[str, tuple[float, int]] = {}
     for sql in (PERFORMANCE_SQL, CALL_PERFORMANCE_SQL):
         row = con.execute(sql, {"as_of": as_of}).fetchdf().iloc[0]
@@ -349,4 +412,4 @@ def read_inputs(con, as_of: date) -> tuple[dict[str, pd.DataFrame], dict[str, tu
                     None if pd.isna(value) else float(value),
                     int(row[f"{d.name}_base"]),
                 )
-    return outcomes, performance
+    return outcomes, performance, missing

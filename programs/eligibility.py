@@ -13,6 +13,9 @@ Then, in priority order (1 first), each program keeps the members its condition 
 - are not in a control group whose response window is still open, so no program contaminates an
   earlier program's comparison;
 - are not already taken by a program of higher priority (one program per member per cycle).
+
+A program whose condition uses a column the cycle cannot fill (a segment, when there is no
+segment model) is skipped with the reason, rather than run as if nobody matched (``skipped``).
 """
 
 from __future__ import annotations
@@ -100,6 +103,35 @@ def check_expression(
         raise ExpressionError("; ".join(problems))
 
 
+def _column_references(node) -> set[str]:
+    if isinstance(node, dict):
+        found = set()
+        if node.get("class") == "COLUMN_REF":
+            found.add(node["column_names"][-1].lower())
+        for value in node.values():
+            found |= _column_references(value)
+        return found
+    if isinstance(node, list):
+        return set().union(*(_column_references(item) for item in node))
+    return set()
+
+
+def referenced_columns(expression: str) -> set[str]:
+    """The member columns ``expression`` reads (lower case), from DuckDB's own parse of it, so a
+    column name inside a text literal does not count."""
+    import json
+
+    with _connection() as con:
+        parsed = json.loads(
+            con.execute(
+                "select json_serialize_sql(?)", [f"select ({expression}) as selected from members"]
+            ).fetchone()[0]
+        )
+    if parsed.get("error"):
+        raise ExpressionError(f"is not a valid condition: {parsed.get('error_message', '')}")
+    return _column_references([s["node"]["select_list"] for s in parsed["statements"]])
+
+
 def evaluate(expression: str, members: pd.DataFrame) -> pd.Series:
     """A boolean Series over ``members``' index: where the expression is true (null is false)."""
     with _connection() as con:
@@ -131,6 +163,20 @@ FUNNEL_STEPS = (
 )
 
 
+def skipped(programs: Sequence[Rules], unavailable: Mapping[str, str]) -> dict[str, str]:
+    """``{program: reason}`` for the programs whose condition uses a column in ``unavailable``
+    (``{column: why it is empty this cycle}``), e.g. ``predicted_segment`` without a segment
+    model. Such a program would select nobody, or select on its other conditions alone: either
+    would be a different program from the one configured."""
+    out = {}
+    for program in programs:
+        used = sorted(referenced_columns(program.eligibility) & set(unavailable))
+        if used:
+            reasons = list(dict.fromkeys(unavailable[c] for c in used))
+            out[program.name] = f"{'; '.join(reasons)} (its condition uses {', '.join(used)})"
+    return out
+
+
 def recently_contacted(history: pd.DataFrame, on: date, days: int) -> set[str]:
     """Members treated by any program in a cycle within ``days`` before ``on``."""
     if days <= 0 or history.empty:
@@ -152,14 +198,21 @@ def held_controls(history: pd.DataFrame, on: date) -> set[str]:
 
 
 def select(
-    members: pd.DataFrame, programs: Sequence[Rules], history: pd.DataFrame, on: date
+    members: pd.DataFrame,
+    programs: Sequence[Rules],
+    history: pd.DataFrame,
+    on: date,
+    skip: Mapping[str, str] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, dict[str, int]]]:
     """``(member_id, program, priority)`` for the members each program keeps, and the funnel.
 
     The funnel counts, per program, the members its condition matched and where they went (not
     opted in, contacted recently, held in an open control group, taken by a program of higher
-    priority), ending with the eligible count that the control draw splits.
+    priority), ending with the eligible count that the control draw splits. Programs named in
+    ``skip`` (see ``skipped``) are not evaluated: no members, a funnel of zeros, and they take
+    nobody from the programs after them.
     """
+    skip = skip or {}
     open_members = members[~members["is_closed"].fillna(False).astype(bool)]
     opted_in = open_members["marketing_opt_in"].fillna(False).astype(bool)
     held = held_controls(history, on)
@@ -170,6 +223,9 @@ def select(
     rows: list[pd.DataFrame] = []
     funnel: dict[str, dict[str, int]] = {}
     for program in sorted(programs, key=lambda p: p.priority):
+        if program.name in skip:
+            funnel[program.name] = dict.fromkeys(FUNNEL_STEPS, 0)
+            continue
         matched = evaluate(program.eligibility, open_members)
         counts = {"matched": int(matched.sum())}
         keep = matched.copy()

@@ -35,7 +35,10 @@ EXPORT_COLUMNS: dict[str, str] = {
     "member_id": "the loyalty member id (the key in the loyalty platform)",
     "first_name": "first name, for the greeting",
     "email": "email address, only for members who opted in to marketing; empty otherwise",
-    "segment": "predicted engagement segment: Engaged, Swing or Disengaged",
+    "segment": (
+        "predicted engagement segment: Engaged, Swing or Disengaged; empty when the deployment "
+        "has no segment model (no survey responses to learn segments from)"
+    ),
     "risk_band": "churn risk in the next 90 days: high (50%+), medium (25-50%) or low",
     "reason_1": "the strongest reason behind the risk, in plain words (may be empty)",
     "reason_2": "the second reason (may be empty)",

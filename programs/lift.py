@@ -285,7 +285,10 @@ def read_outcomes(con, through: date) -> pd.DataFrame:
 
 
 def read_cycles(con) -> pd.DataFrame:
-    return con.execute(
-        "select program, cycle_date, response_window_days, treatment, control "
-        "from program_cycles order by cycle_date, program"
-    ).fetchdf()
+    """The program cycles to measure: every one that ran (a skipped program, e.g. a segment
+    program without a segment model, has no members and so no lift)."""
+    cycles = con.execute("select * from program_cycles order by cycle_date, program").fetchdf()
+    if "skipped_reason" in cycles.columns:  # a table written before programs could be skipped
+        cycles = cycles[cycles["skipped_reason"].isna()]
+    columns = ["program", "cycle_date", "response_window_days", "treatment", "control"]
+    return cycles[columns].reset_index(drop=True)

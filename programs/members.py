@@ -5,6 +5,13 @@ One row per open, scored member on the cycle date (``customer_360.as_of_date``, 
 ``ml_scores.score_date``). The columns a program may use are declared here, typed, so a config can
 be checked without a warehouse: customer_360's come from its enforced dbt contract, the scores'
 from ``ml_scores``, the derived ones below.
+
+A deployment may bring only a loyalty database. Without a survey platform there are no survey
+responses, so no engagement segments to learn and no segment model: scoring then writes
+``predicted_segment``, ``segment_probability`` and ``segment_model_version`` as null for every
+member. ``segment_model_absence`` says so in plain words, the programs that need a segment are
+skipped (``SEGMENT_COLUMNS``), and ``segment_dropped`` is false for everyone. A missing survey or
+call table reads as an empty one (``stand_in_missing_tables``).
 """
 
 from __future__ import annotations
@@ -25,8 +32,15 @@ SCORE_COLUMNS: dict[str, tuple[str, str]] = {
     "churn_probability": ("double", "calibrated probability of churning in the next 90 days"),
     "is_lapsed": ("boolean", "no purchase in 180 days (already lapsed: treat as win-back)"),
     "risk_band": ("text", "high (>= 0.5), medium (>= 0.25) or low churn risk"),
-    "predicted_segment": ("text", "Engaged, Swing or Disengaged (predicted)"),
-    "segment_probability": ("double", "the model's probability of the predicted segment"),
+    "predicted_segment": (
+        "text",
+        "Engaged, Swing or Disengaged (predicted); null without a segment model, which skips "
+        "the programs that use it",
+    ),
+    "segment_probability": (
+        "double",
+        "the model's probability of the predicted segment (null without a segment model)",
+    ),
     "reason_1": ("text", "the strongest reason for the risk score, in plain words"),
     "reason_2": ("text", "the second reason"),
     "reason_3": ("text", "the third reason"),
@@ -38,10 +52,14 @@ DERIVED_COLUMNS: dict[str, tuple[str, str]] = {
     "escalated_calls_14d": ("bigint", "escalated call-center contacts, last 14 days"),
     "detractor_responses_14d": ("bigint", "survey answers with NPS 0-6, last 14 days"),
     "negative_comments_14d": ("bigint", "survey comments with negative sentiment, last 14 days"),
-    "previous_segment": ("text", "predicted segment at the previous score date (null if none)"),
+    "previous_segment": (
+        "text",
+        "predicted segment at the previous score date (null if none or without a segment model)",
+    ),
     "segment_dropped": (
         "boolean",
-        "predicted segment fell since the previous score date (Engaged > Swing > Disengaged)",
+        "predicted segment fell since the previous score date (Engaged > Swing > Disengaged); "
+        "false without a segment model",
     ),
 }
 
@@ -54,12 +72,31 @@ KNOWN_VALUES: dict[str, tuple[str, ...]] = {
 }
 
 
+# The score columns only a segment model fills (and the derived one read from them): a program
+# whose condition uses one of them is skipped in a cycle whose scores have no segment model.
+SEGMENT_COLUMNS = ("predicted_segment", "segment_probability", "previous_segment")
+
+# The marts of the optional sources (CX_SOURCES): a deployment without them may lack the tables.
+OPTIONAL_TABLES = ("fct_survey_responses", "fct_calls")
+
+NO_SURVEYS_FOR_SEGMENTS = "the deployment has no survey responses to learn engagement segments from"
+NO_SEGMENTS_SCORED = (
+    "the scores of this date carry no engagement segment (the segment model learns from "
+    "relationship-survey answers; train it and score again to bring segments back)"
+)
+
+
 @cache
+def contract_columns(model_name: str) -> dict[str, tuple[str, str]]:
+    """``{column: (type, description)}`` from a mart's enforced dbt contract."""
+    models = yaml.safe_load(MARTS_CONTRACT.read_text())["models"]
+    model = next(m for m in models if m["name"] == model_name)
+    return {c["name"]: (c["data_type"], c.get("description") or "") for c in model["columns"]}
+
+
 def customer_360_columns() -> dict[str, tuple[str, str]]:
     """``{column: (type, description)}`` from customer_360's enforced dbt contract."""
-    models = yaml.safe_load(MARTS_CONTRACT.read_text())["models"]
-    model = next(m for m in models if m["name"] == "customer_360")
-    return {c["name"]: (c["data_type"], c.get("description") or "") for c in model["columns"]}
+    return contract_columns("customer_360")
 
 
 def member_columns() -> dict[str, tuple[str, str]]:
@@ -79,6 +116,40 @@ def _has_table(con, name: str, schema: str = "main") -> bool:
             [schema, name],
         ).fetchone()[0]
     )
+
+
+def stand_in_missing_tables(con, tables=OPTIONAL_TABLES) -> list[str]:
+    """Give ``con`` an empty temporary view, typed by the dbt contract, for each of ``tables`` the
+    warehouse lacks; returns their names.
+
+    A loyalty-only deployment may have no survey (or call) table at all. Read as empty, they leave
+    the 14-day counts at zero and the key drivers without those experiences, which is what they
+    are. The views live in the connection's temporary schema (allowed read-only) and go with it.
+    """
+    missing = [name for name in tables if not _has_table(con, name)]
+    for name in missing:
+        columns = ", ".join(
+            f'cast(null as {kind}) as "{column}"'
+            for column, (kind, _) in contract_columns(name).items()
+        )
+        con.execute(f"create or replace temporary view {name} as select {columns} where false")
+    return missing
+
+
+def has_rows(con, table: str) -> bool:
+    """Whether ``table`` holds any row (one row read, not a count)."""
+    return con.execute(f"select exists (select 1 from {table})").fetchone()[0]
+
+
+def segment_model_absence(con, frame: pd.DataFrame) -> str | None:
+    """Why the cycle's scores have no segments (``"no segment model: ..."``), or None when they do.
+
+    Scoring without a segment model leaves ``segment_model_version`` null for every member.
+    """
+    if frame.empty or frame["segment_model_version"].notna().any():
+        return None
+    why = NO_SEGMENTS_SCORED if has_rows(con, "fct_survey_responses") else NO_SURVEYS_FOR_SEGMENTS
+    return f"no segment model: {why}"
 
 
 def cycle_date(con) -> date:
@@ -166,7 +237,8 @@ order by customer_360.member_id
 
 
 def segment_dropped(previous: pd.Series, current: pd.Series) -> pd.Series:
-    """True where the segment fell (Engaged > Swing > Disengaged); False without a previous one."""
+    """True where the segment fell (Engaged > Swing > Disengaged); False without a previous or a
+    current segment (so False for everyone when there is no segment model)."""
     rank = {segment: position for position, segment in enumerate(SEGMENTS)}
     before = previous.map(rank)
     after = current.map(rank)

@@ -7,6 +7,10 @@ test can render any situation; ``write`` publishes the page atomically as
 
 Sections: segment sizes over time, transitions between segments, churn risk by segment and by
 tier, the most common reasons, program sizes and measured lift, and key drivers.
+
+Without a segment model (a deployment with no survey responses to learn segments from) the page
+says so and why at the top and in place of the segment sections, shows churn risk by tier, and
+lists the programs skipped for want of a segment with their reasons.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 from ml.labels import EMOTION_ITEMS, SEGMENTS, segment_from_answers
-from programs import charts, drivers
+from programs import charts, drivers, members
 
 REPORT_NAME = "segment-report.html"
 RISK_BANDS = ("low", "medium", "high")
@@ -77,6 +81,7 @@ class ReportData:
     exports_path: str | None = None
     manifest: dict | None = None
     notes: list[str] = field(default_factory=list)
+    no_segments: str | None = None  # why the scores carry no segment ("no segment model: ...")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -157,6 +162,7 @@ def gather(con, exports_dir: Path | None = None) -> ReportData:
     """Read the report's data from a (read-only) warehouse connection."""
     from programs.exports import read_manifest
 
+    members.stand_in_missing_tables(con)
     dates = [
         row[0]
         for row in con.execute(
@@ -169,9 +175,10 @@ def gather(con, exports_dir: Path | None = None) -> ReportData:
     current = _scores_on(con, as_of)
     tiers = con.execute("select member_id, tier from customer_360").fetchdf()
     current = current.merge(tiers, on="member_id", how="left")
+    no_segments = members.segment_model_absence(con, current)
     predicted = pd.DataFrame(columns=["from_segment", "to_segment", "members"])
     transition_dates = None
-    if len(dates) >= 2:
+    if len(dates) >= 2 and not no_segments:
         before = _scores_on(con, dates[-2], "member_id, predicted_segment")
         moved = before.merge(
             current[["member_id", "predicted_segment"]], on="member_id", suffixes=("_a", "_b")
@@ -226,6 +233,7 @@ def gather(con, exports_dir: Path | None = None) -> ReportData:
         key_drivers=driver_rows,
         exports_path=str(exports_dir / "latest") if manifest and exports_dir else None,
         manifest=manifest,
+        no_segments=no_segments,
     )
 
 
@@ -243,7 +251,51 @@ def _empty(message: str) -> str:
     return f"<p class='empty'>{escape(message)}</p>"
 
 
+def _no_segments_section(data: ReportData) -> str:
+    """In place of segment sizes and transitions: that there is no segment model, and why."""
+    measured = ""
+    if not data.measured_segments.empty:
+        measured = f"""
+  <p class="how">Survey respondents, placed by their own answers, month by month:</p>
+  <figure>{_measured_chart(data.measured_segments)}<figcaption>Measured segments, relationship
+  survey respondents</figcaption></figure>"""
+    return f"""
+<section id="segments">
+  <h2>Segments</h2>
+  <p class="notice">{escape(_sentence(data.no_segments or ""))}</p>
+  <p class="how">Engagement segments (Engaged, Swing, Disengaged) are learned from survey answers
+  (how valued, confident, informed, protected and helped members feel, and their NPS). Without
+  them the models score churn risk only: there are no segment sizes or transitions to show, and
+  programs whose condition uses a segment are skipped (see Programs below). Churn risk, its reasons
+  and the other programs are unaffected. Segments appear once survey responses are loaded and the
+  segment model is trained on them.</p>{measured}
+</section>"""
+
+
+def _sentence(text: str) -> str:
+    """``no segment model: the deployment ...`` as a sentence: capitalised, with a full stop."""
+    text = text.strip()
+    if not text:
+        return text
+    return text[0].upper() + text[1:] + ("" if text.endswith(".") else ".")
+
+
+def _measured_chart(measured: pd.DataFrame) -> str:
+    months = sorted(measured["month"].unique())
+    grid = _pivot(measured, "month", "segment", "responses", months, SEGMENT_ORDER)
+    return charts.stacked_columns(
+        months,
+        [
+            (s, [row[j] for row in grid], charts.SEGMENT_COLOURS[s])
+            for j, s in enumerate(SEGMENT_ORDER)
+        ],
+        "Measured segments among survey respondents, by month",
+    )
+
+
 def _segments_section(data: ReportData) -> str:
+    if data.no_segments:
+        return _no_segments_section(data)
     predicted = data.predicted_segments
     dates = sorted(predicted["score_date"].astype(str).unique())
     counts = _pivot(
@@ -268,16 +320,7 @@ def _segments_section(data: ReportData) -> str:
     if measured.empty:
         measured_chart = _empty("No relationship survey answers yet.")
     else:
-        months = sorted(measured["month"].unique())
-        grid = _pivot(measured, "month", "segment", "responses", months, SEGMENT_ORDER)
-        measured_chart = charts.stacked_columns(
-            months,
-            [
-                (s, [row[j] for row in grid], charts.SEGMENT_COLOURS[s])
-                for j, s in enumerate(SEGMENT_ORDER)
-            ],
-            "Measured segments among survey respondents, by month",
-        )
+        measured_chart = _measured_chart(measured)
     return f"""
 <section id="segments">
   <h2>Segment sizes over time</h2>
@@ -355,16 +398,24 @@ def _risk_table(risk: pd.DataFrame, by: str, order) -> str:
 
 
 def _risk_section(data: ReportData) -> str:
-    by_segment = _risk_chart(data.risk, "predicted_segment", SEGMENT_ORDER, "Risk by segment")
     by_tier = _risk_chart(data.risk, "tier", TIERS, "Risk by tier")
+    if data.no_segments:
+        heading = "Churn risk by tier"
+        by_segment = _empty("No churn risk by segment: there is no segment model (see Segments).")
+    else:
+        heading = "Churn risk by segment and by tier"
+        chart = _risk_chart(data.risk, "predicted_segment", SEGMENT_ORDER, "Risk by segment")
+        by_segment = (
+            f"<figure>{chart}<figcaption>By predicted segment</figcaption>"
+            f"{_risk_table(data.risk, 'predicted_segment', SEGMENT_ORDER)}</figure>"
+        )
     return f"""
 <section id="risk">
-  <h2>Churn risk by segment and by tier</h2>
+  <h2>{heading}</h2>
   <p class="how">Share of members in each risk band: high means a 50% or higher chance of no
   purchase (or a closed account) in the next 90 days, medium 25-50%.</p>
   <div class="pair">
-    <figure>{by_segment}<figcaption>By predicted segment</figcaption>
-    {_risk_table(data.risk, "predicted_segment", SEGMENT_ORDER)}</figure>
+    {by_segment}
     <figure>{by_tier}<figcaption>By loyalty tier</figcaption>
     {_risk_table(data.risk, "tier", TIERS)}</figure>
   </div>
@@ -400,13 +451,39 @@ def _money(value: float) -> str:
     return f"{value:+,.2f}"
 
 
+def _skipped(cycles: pd.DataFrame) -> pd.Series:
+    """Why each row's program was skipped (None where it ran; tables from before could skip)."""
+    if "skipped_reason" not in cycles.columns:
+        return pd.Series(None, index=cycles.index, dtype=object)
+    return cycles["skipped_reason"].astype(object).where(cycles["skipped_reason"].notna(), None)
+
+
+def _skipped_list(latest: pd.DataFrame, titles: dict[str, str]) -> str:
+    reasons = _skipped(latest)
+    items = "".join(
+        f"<li><b>{escape(titles.get(program, program))}</b>: {escape(reason)}</li>"
+        for program, reason in zip(latest["program"], reasons, strict=True)
+        if reason is not None
+    )
+    if not items:
+        return ""
+    return (
+        "<p>Skipped this cycle (no members were selected, so none are exported or held out):</p>"
+        f"<ul class='skipped'>{items}</ul>"
+    )
+
+
 def _program_sizes(cycles: pd.DataFrame, titles: dict[str, str]) -> str:
     latest = cycles[cycles["cycle_date"] == cycles["cycle_date"].max()].sort_values("priority")
+    skipped = _skipped(latest)
+    ran = latest[skipped.isna()]
+    if ran.empty:
+        return _empty("Every program was skipped this cycle.") + _skipped_list(latest, titles)
     chart = charts.stacked_bars(
-        [titles.get(p, p) for p in latest["program"]],
+        [titles.get(p, p) for p in ran["program"]],
         [
-            ("treatment", latest["treatment"].tolist(), charts.GROUP_COLOURS["treatment"]),
-            ("control", latest["control"].tolist(), charts.GROUP_COLOURS["control"]),
+            ("treatment", ran["treatment"].tolist(), charts.GROUP_COLOURS["treatment"]),
+            ("control", ran["control"].tolist(), charts.GROUP_COLOURS["control"]),
         ],
         "Program sizes",
         percent=False,
@@ -424,15 +501,19 @@ def _program_sizes(cycles: pd.DataFrame, titles: dict[str, str]) -> str:
     header = "".join(f"<th>{c.replace('_', ' ')}</th>" for c in columns)
     rows = "".join(
         f"<tr><td>{escape(titles.get(r.program, r.program))}</td><td>{r.priority}</td>"
-        + "".join(f"<td>{int(getattr(r, c)):,}</td>" for c in columns)
+        + (
+            "".join(f"<td>{int(getattr(r, c)):,}</td>" for c in columns)
+            if reason is None
+            else f"<td colspan='{len(columns)}' class='empty'>skipped (see above)</td>"
+        )
         + "</tr>"
-        for r in latest.itertuples()
+        for r, reason in zip(latest.itertuples(), skipped, strict=True)
     )
     day = pd.Timestamp(latest["cycle_date"].iloc[0]).date()
     return (
         f"<figure>{chart}<figcaption>Cycle {day}: members per program and group</figcaption>"
-        f"</figure><table><thead><tr><th>program</th><th>priority</th>{header}</tr></thead>"
-        f"<tbody>{rows}</tbody></table>"
+        f"</figure>{_skipped_list(latest, titles)}<table><thead><tr><th>program</th>"
+        f"<th>priority</th>{header}</tr></thead><tbody>{rows}</tbody></table>"
     )
 
 
@@ -528,6 +609,7 @@ def _drivers_section(data: ReportData) -> str:
 <section id="drivers"><h2>Key drivers</h2>
 <p class='empty'>Key drivers are computed with each program cycle.</p></section>"""
     figures = []
+    not_derived = []  # outcomes without data at all: said once, left out of the table
     for outcome, title in drivers.OUTCOMES.items():
         rows = data.key_drivers[
             (data.key_drivers["outcome"] == outcome)
@@ -535,7 +617,13 @@ def _drivers_section(data: ReportData) -> str:
             & data.key_drivers["stated_performance"].notna()
         ]
         if rows.empty:
-            figures.append(_empty(f"Not enough data to derive what drives {title}."))
+            notes = data.key_drivers.loc[data.key_drivers["outcome"] == outcome, "note"]
+            shared = set(notes.dropna())
+            if len(notes) and notes.notna().all() and len(shared) == 1:
+                not_derived.append(outcome)
+                figures.append(_empty(f"{title} is not derived: {shared.pop()}."))
+            else:
+                figures.append(_empty(f"Not enough data to derive what drives {title}."))
             continue
         points = list(
             zip(
@@ -561,10 +649,11 @@ def _drivers_section(data: ReportData) -> str:
         f"<td>{'' if pd.isna(r.stated_performance) else f'{r.stated_performance:.0%}'}</td>"
         f"<td>{'' if pd.isna(r.derived_importance) else f'{r.derived_importance:.0%}'}</td>"
         f"<td>{'' if pd.isna(r.correlation) else f'{r.correlation:+.2f}'}</td>"
-        f"<td>{int(r.observed_members):,}</td><td>{escape(r.note or '')}</td></tr>"
-        for r in data.key_drivers.sort_values(
-            ["outcome", "derived_importance"], ascending=[False, False]
-        ).itertuples()
+        f"<td>{int(r.observed_members):,}</td>"
+        f"<td>{'' if pd.isna(r.note) else escape(r.note)}</td></tr>"
+        for r in data.key_drivers[~data.key_drivers["outcome"].isin(not_derived)]
+        .sort_values(["outcome", "derived_importance"], ascending=[False, False])
+        .itertuples()
     )
     return f"""
 <section id="drivers">
@@ -594,6 +683,8 @@ th, td { border-bottom: 1px solid #e3e7ea; padding: 4px 10px; text-align: left; 
 th { color: #6b7780; font-weight: 600; } .empty { color: #6b7780; font-style: italic; }
 .status-window_open { color: #6b7780; } nav a { margin-right: 14px; color: #3d5a80; }
 code { background: #f3f5f6; padding: 1px 4px; border-radius: 3px; }
+.notice { background: #fff4e5; border-left: 4px solid #f4a261; padding: 8px 12px;
+  max-width: 820px; }
 """
 
 
@@ -601,13 +692,21 @@ def render(data: ReportData) -> str:
     """The whole page as one HTML string (no scripts, no external resources)."""
     sections = [
         _segments_section(data),
-        _transitions_section(data),
+        "" if data.no_segments else _transitions_section(data),
         _risk_section(data),
         _reasons_section(data),
         _programs_section(data),
         _drivers_section(data),
     ]
     notes = "".join(f"<li>{escape(n)}</li>" for n in data.notes)
+    notice = (
+        f"<p class='notice'>{escape(_sentence(data.no_segments))} Churn risk and the programs "
+        "that do not need a segment are shown as usual.</p>"
+        if data.no_segments
+        else ""
+    )
+    transitions_link = "" if data.no_segments else '<a href="#transitions">Transitions</a>'
+
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -620,7 +719,8 @@ def render(data: ReportData) -> str:
 <h1>Segment report</h1>
 <p class="meta">As of {data.as_of} · {data.members_scored:,} open members scored ·
 models {escape(data.model_version)}</p>
-<nav><a href="#segments">Segments</a><a href="#transitions">Transitions</a><a href="#risk">Risk</a>
+{notice}
+<nav><a href="#segments">Segments</a>{transitions_link}<a href="#risk">Risk</a>
 <a href="#reasons">Reasons</a><a href="#programs">Programs and lift</a>
 <a href="#drivers">Key drivers</a></nav>
 {"".join(sections)}

@@ -7,7 +7,8 @@ readers use ``warehouse/published/cx.duckdb``, refreshed by ``publish`` after th
 - ``program_assignments``: one row per member, program and cycle date, with the group
   (``treatment`` or ``control``); a rerun of a cycle replaces that cycle's rows.
 - ``program_cycles``: one row per program and cycle date: the program's rules in that cycle and
-  its funnel (matched, left out and why, eligible, treatment, control).
+  its funnel (matched, left out and why, eligible, treatment, control), and why it was skipped
+  when it was (``skipped_reason``, e.g. no segment model; null when it ran).
 - ``mart_program_lift``: one row per program, cycle and metric, re-measured every run as the
   response windows fill.
 - ``mart_key_drivers``: one row per as-of date, outcome and experience; a rerun replaces its date.
@@ -52,6 +53,8 @@ CYCLE_COLUMNS: dict[str, str] = {
     "control": "integer",
     "model_version": "varchar",
     "config_sha256": "varchar",
+    # Last, so a table written before it existed gains it with ALTER TABLE ... ADD COLUMN.
+    "skipped_reason": "varchar",
 }
 
 LIFT_COLUMNS: dict[str, str] = {
@@ -109,9 +112,25 @@ def _ddl(table: str, columns: dict[str, str]) -> str:
     )
 
 
+def _add_missing_columns(con, table: str, columns: dict[str, str]) -> None:
+    """Columns added to ``columns`` since ``table`` was created (null in its earlier rows)."""
+    present = {
+        row[0]
+        for row in con.execute(
+            "select column_name from information_schema.columns where table_schema = 'main' "
+            "and table_name = ?",
+            [table],
+        ).fetchall()
+    }
+    for column, kind in columns.items():
+        if column not in present:
+            con.execute(f"alter table {table} add column {column} {kind}")
+
+
 def _insert(con, table: str, frame: pd.DataFrame, columns) -> None:
     con.register("incoming_rows", frame[list(columns)])
-    con.execute(f"insert into {table} select {', '.join(columns)} from incoming_rows")
+    names = ", ".join(columns)
+    con.execute(f"insert into {table} ({names}) select {names} from incoming_rows")
     con.unregister("incoming_rows")
 
 
@@ -125,6 +144,7 @@ def write_assignments(
         con.execute("begin transaction")
         con.execute(ASSIGNMENTS_DDL)
         con.execute(_ddl("program_cycles", CYCLE_COLUMNS))
+        _add_missing_columns(con, "program_cycles", CYCLE_COLUMNS)
         for table in ("program_assignments", "program_cycles"):
             con.execute(f"delete from {table} where cycle_date = ?", [on])
         if len(assignments):

@@ -4,7 +4,10 @@ not have fails here too), filled from a seeded simulation.
 
 ``build`` writes the warehouse as of a first date; ``advance`` moves it to a later date after a
 programs cycle ran, adding purchases in which the treated members of ``boosted`` programs buy
-again more often than everyone else (a planted effect the lift must recover).
+again more often than everyone else (a planted effect the lift must recover). With
+``surveys=False`` the warehouse is a loyalty-only deployment's: no survey table at all, and scores
+without a segment model (``predicted_segment``, ``segment_probability`` and
+``segment_model_version`` null, ``model_version`` naming the churn model alone).
 """
 
 from __future__ import annotations
@@ -177,7 +180,9 @@ def _customer_360(members: pd.DataFrame, purchases: pd.DataFrame, as_of: date) -
     )
 
 
-def _scores(members: pd.DataFrame, as_of: date, rng, version: str = "1") -> pd.DataFrame:
+def _scores(
+    members: pd.DataFrame, as_of: date, rng, version: str = "1", segments: bool = True
+) -> pd.DataFrame:
     open_members = members[~members["is_closed"]]
     n = len(open_members)
     probability = np.clip(
@@ -189,16 +194,18 @@ def _scores(members: pd.DataFrame, as_of: date, rng, version: str = "1") -> pd.D
         {
             "member_id": open_members["member_id"].to_numpy(),
             "score_date": as_of,
-            "model_version": f"cx_churn/{version}+cx_segment/{version}",
+            "model_version": (
+                f"cx_churn/{version}+cx_segment/{version}" if segments else f"cx_churn/{version}"
+            ),
             "churn_model_version": version,
-            "segment_model_version": version,
+            "segment_model_version": version if segments else None,
             "churn_probability": probability,
             "is_lapsed": False,
             "risk_band": np.where(
                 probability >= 0.5, "high", np.where(probability >= 0.25, "medium", "low")
             ),
-            "predicted_segment": segment,
-            "segment_probability": 0.7,
+            "predicted_segment": segment if segments else None,
+            "segment_probability": 0.7 if segments else None,
             "reason_1": rng.choice(np.array(REASONS, dtype=object), n),
             "reason_2": None,
             "reason_3": None,
@@ -237,7 +244,8 @@ def _write(path: Path, state: dict, as_of: date) -> None:
         )
         create(con, "fct_transactions", purchases[purchases["occurred_at"].dt.date <= as_of])
         create(con, "fct_member_daily", daily)
-        create(con, "fct_survey_responses", state["responses"])
+        if state["responses"] is not None:
+            create(con, "fct_survey_responses", state["responses"])
         create(con, "fct_calls", state["calls"])
         create(
             con,
@@ -257,8 +265,13 @@ def _write(path: Path, state: dict, as_of: date) -> None:
         con.unregister("score_rows")
 
 
-def build(path: Path, as_of: date, n_members: int = 400, seed: int = 11) -> dict:
-    """The warehouse as of ``as_of``; returns the simulation state for ``advance``."""
+def build(
+    path: Path, as_of: date, n_members: int = 400, seed: int = 11, surveys: bool = True
+) -> dict:
+    """The warehouse as of ``as_of``; returns the simulation state for ``advance``.
+
+    ``surveys=False``: no survey platform, so no ``fct_survey_responses`` and no segment model.
+    """
     rng = np.random.default_rng(seed)
     members = _members(n_members, rng)
     rate = 0.03 * np.exp(0.4 * members["engagement"].to_numpy())
@@ -267,11 +280,12 @@ def build(path: Path, as_of: date, n_members: int = 400, seed: int = 11) -> dict
     state = {
         "members": members,
         "purchases": purchases,
-        "responses": responses,
+        "responses": responses if surveys else None,
         "calls": calls,
         "rng": rng,
+        "surveys": surveys,
     }
-    state["scores"] = _scores(members, as_of, rng)
+    state["scores"] = _scores(members, as_of, rng, segments=surveys)
     _write(path, state, as_of)
     return state
 
@@ -307,7 +321,8 @@ def advance(
     extra["transaction_id"] = [f"T{len(state['purchases']) + i:07d}" for i in range(len(extra))]
     state["purchases"] = pd.concat([state["purchases"], extra], ignore_index=True)
     responses, calls = _surveys_and_calls(members, last + timedelta(days=1), as_of, rng, 100_000)
-    state["responses"] = pd.concat([state["responses"], responses], ignore_index=True)
+    if state["responses"] is not None:
+        state["responses"] = pd.concat([state["responses"], responses], ignore_index=True)
     state["calls"] = pd.concat([state["calls"], calls], ignore_index=True)
-    state["scores"] = _scores(members, as_of, rng)
+    state["scores"] = _scores(members, as_of, rng, segments=state.get("surveys", True))
     _write(path, state, as_of)
