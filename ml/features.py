@@ -294,7 +294,7 @@ def plan_windows(
         shortened.append(f"label window {h} days instead of {horizon_days}")
     if a < ACTIVITY_DAYS_CHOICES[0]:
         shortened.append(f"activity window {a} days instead of {ACTIVITY_DAYS_CHOICES[0]}")
-    cadence = _cadence(sorted(available))
+    cadence = _cadence(train if len(train) > 1 else sorted(available))
     reason = (
         f"{have} days of history with {cadence} cutoffs: {len(train)} training cutoff(s) "
         f"({train[0]} to {train[-1]}) and the holdout {holdout}"

@@ -89,14 +89,16 @@ def save_reference(reference: dict, path: Path) -> Path:
 def segment_transitions(previous: pd.DataFrame, current: pd.DataFrame) -> pd.DataFrame:
     """Members whose predicted segment changed between two score dates.
 
-    Both frames have ``member_id, predicted_segment``; ``current`` also ``score_date``.
+    Both frames have ``member_id, predicted_segment``; ``current`` also ``score_date``. A
+    member without a segment on either date (no segment model then) has no transition.
     """
     merged = previous[["member_id", "predicted_segment"]].merge(
         current[["member_id", "predicted_segment", "score_date"]],
         on="member_id",
         suffixes=("_from", "_to"),
     )
-    changed = merged[merged["predicted_segment_from"] != merged["predicted_segment_to"]]
+    known = merged["predicted_segment_from"].notna() & merged["predicted_segment_to"].notna()
+    changed = merged[known & (merged["predicted_segment_from"] != merged["predicted_segment_to"])]
     return changed.rename(
         columns={"predicted_segment_from": "from_segment", "predicted_segment_to": "to_segment"}
     )[["member_id", "from_segment", "to_segment", "score_date"]].reset_index(drop=True)

@@ -213,7 +213,7 @@ def top_reasons(
             continue
         worded = np.empty(rows, dtype=object)
         worded[members] = _words(code, features.loc[members, [code.feature, *code.reads]])
-        for j in range(k):
+        for j in range(placed.shape[1]):  # fewer than k columns when fewer codes apply
             out[placed[:, j], j] = worded[placed[:, j]]
     return out
 

@@ -81,23 +81,20 @@ ML_PACKAGE = Path(__file__).resolve().parent
 def _log_model(model, rows: pd.DataFrame) -> str:
     """Log the whole pipeline, warehouse columns -> ``predict_proba``, and return its URI.
 
-    The signature lists the warehouse columns the pipeline reads, as doubles (integer columns
-    pass as they are; a nullable one arrives as float), with a features-only input example (no
-    member ids). The ``ml`` package travels with the model (``code_paths``), so
+    The signature lists the warehouse columns the pipeline reads, in the warehouse's types
+    (``warehouse_signature``), with a features-only input example (no member ids). The ``ml`` package travels with the model (``code_paths``), so
     ``mlflow.pyfunc.load_model("models:/cx_churn@champion").predict(customer_360_rows)`` returns
     probabilities anywhere MLflow and scikit-learn are installed.
     """
     import mlflow
-    from mlflow.models import infer_signature
 
     columns = list(pipelines.input_columns(model))
-    example = features.to_model_frame(rows, columns)
     with quiet_skops():
         info = mlflow.sklearn.log_model(
             model,
             name="model",
-            signature=infer_signature(example.head(1000), model.predict_proba(rows.head(1000))),
-            input_example=example.head(5),
+            signature=warehouse_signature(rows, columns, model.predict_proba(rows.head(1000))),
+            input_example=rows[columns].head(5),
             serialization_format="skops",
             skops_trusted_types=_trusted_types(model),
             pip_requirements=PIP_REQUIREMENTS,
@@ -105,6 +102,27 @@ def _log_model(model, rows: pd.DataFrame) -> str:
             code_paths=[str(ML_PACKAGE)],
         )
     return info.model_uri
+
+
+def warehouse_signature(rows: pd.DataFrame, columns: list[str], output: np.ndarray):
+    """The model's signature in the warehouse's own types: an integer column (BIGINT, nullable
+    or not) is ``long``, a boolean ``boolean``, anything else ``double``. DuckDB returns a
+    nullable BIGINT as pandas' Int64 and DECIMAL as float64, so rows read from customer_360
+    match it whether or not a column has nulls that day."""
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import ColSpec, Schema, TensorSpec
+
+    def kind(column: str) -> str:
+        dtype_kind = rows[column].dtype.kind
+        if dtype_kind in "iu":
+            return "long"
+        if dtype_kind == "b":
+            return "boolean"
+        return "double"
+
+    inputs = Schema([ColSpec(kind(column), column) for column in columns])
+    outputs = Schema([TensorSpec(np.dtype("float64"), (-1, output.shape[1]))])
+    return ModelSignature(inputs=inputs, outputs=outputs)
 
 
 def _tags(config: TrainConfig, kind: str) -> dict[str, str]:

@@ -78,16 +78,27 @@ def run_dag(
     dag = load_dag(dag_id)
     for task in dag.tasks:
         task.retries = retries
+    # A user's history may end before the DAGs' start_date (2024-01-01): a run for such a date
+    # would schedule no task and still end "success". The foreground run is a manual one, so
+    # the DAG starts at its logical date instead.
+    if dag.start_date is not None and logical_date < dag.start_date:
+        dag.start_date = logical_date
+        for task in dag.tasks:
+            task.start_date = logical_date
     started = time.perf_counter()
     dag_run = dag.test(logical_date=logical_date, run_conf=conf or {})
     seconds = time.perf_counter() - started
     state = str(getattr(dag_run, "state", "")).lower()
+    instances = dag_run.get_task_instances()
     if not state.endswith("success"):
-        failed = [
-            ti.task_id for ti in dag_run.get_task_instances() if str(ti.state).endswith("failed")
-        ]
+        failed = [ti.task_id for ti in instances if str(ti.state).endswith("failed")]
         raise PipelineFailed(
             f"DAG {dag_id} ended {state} (failed tasks: {failed}); see its log above"
+        )
+    if not any(str(ti.state).endswith("success") for ti in instances):
+        raise PipelineFailed(
+            f"DAG {dag_id} ran no task for {logical_date:%Y-%m-%d}: check the DAG's start_date "
+            "and schedule against that date"
         )
     return seconds
 

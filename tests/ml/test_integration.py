@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import duckdb
 import mlflow
+import numpy as np
 import pytest
 
 from ml import score as scoring
@@ -43,7 +44,20 @@ def test_train_register_score_end_to_end(synthetic, tmp_path):
     run = client.get_run(first["churn"]["run_id"])
     assert run.data.tags["git_commit"] == "abc123"
     assert run.data.tags["dag_run_id"] == "manual__1"
-    assert {"roc_auc", "recency_rule_roc_auc", "logistic_roc_auc", "brier"} <= set(run.data.metrics)
+    assert {
+        "roc_auc",
+        "recency_rule_roc_auc",
+        "bgnbd_roc_auc",
+        "boosted_roc_auc",
+        "logistic_roc_auc",
+        "btyd_roc_auc",
+        "brier",
+    } <= set(run.data.metrics)
+    assert run.data.params["candidate"] in ("boosted", "logistic", "btyd")
+    assert first["churn"]["metrics"]["roc_auc"] >= max(
+        first["churn"]["metrics"]["bgnbd_roc_auc"],
+        first["churn"]["metrics"]["recency_rule_roc_auc"],
+    )
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {
         "model_card.md",
@@ -71,6 +85,23 @@ def test_train_register_score_end_to_end(synthetic, tmp_path):
         monitored = con.execute("select count(*) from ml_monitoring").fetchone()[0]
     assert rows == members == open_members
     assert monitored > 0
+
+    # A data scientist with only MLflow and the warehouse: the registered champion scores
+    # customer_360 rows as the warehouse returns them, to the probabilities scoring wrote.
+    model = mlflow.pyfunc.load_model("models:/cx_churn@champion")
+    with duckdb.connect(str(db), read_only=True) as con:
+        rows = con.execute(
+            "select * from customer_360 where not is_closed order by member_id"
+        ).fetchdf()
+        written = con.execute(
+            "select churn_probability from ml_scores order by member_id"
+        ).fetchnumpy()["churn_probability"]
+    probabilities = np.asarray(model.predict(rows))
+    assert probabilities.shape == (len(rows), 2)
+    assert np.allclose(probabilities.sum(axis=1), 1.0)
+    assert np.allclose(probabilities[:, 1], written)
+    signature = model.metadata.get_input_schema().input_names()
+    assert "member_id" not in signature and "days_since_last_transaction" in signature
 
     # A month later with half the members gone quiet: transitions are exactly the changes.
     with duckdb.connect(str(db)) as con:

@@ -115,6 +115,13 @@ def test_negative_moments_come_first_in_reasons():
     assert out[1] == []
 
 
+def test_fewer_reason_codes_than_reasons_asked_for():
+    """A purchase-only deployment has one or two codes' features: reasons still come out."""
+    frame = pd.DataFrame({"days_since_last_transaction": [200.0, 5.0, 10.0]})
+    out = _as_lists(reasons.top_reasons(frame, None, k=3))
+    assert out[0] == ["no purchase in 200 days"] and out[1] == []
+
+
 def test_psi_is_zero_for_same_distribution_and_large_for_a_shift():
     rng = np.random.default_rng(0)
     reference = rng.normal(0, 1, 5000)
@@ -149,6 +156,14 @@ def test_segment_transitions_only_record_changes():
             "score_date": "2026-07-01",
         }
     ]
+
+
+def test_no_transition_without_segments():
+    previous = pd.DataFrame({"member_id": ["a", "b"], "predicted_segment": [None, "Swing"]})
+    current = pd.DataFrame(
+        {"member_id": ["a", "b"], "predicted_segment": [None, None], "score_date": ["d", "d"]}
+    )
+    assert monitor.segment_transitions(previous, current).empty
 
 
 def _as_lists(reasons_array: np.ndarray) -> list[list[str]]:
