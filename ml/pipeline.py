@@ -8,7 +8,7 @@ with nothing but MLflow.
 Churn candidates, of which the temporal holdout picks one:
 - **boosted**: gradient boosting (handles missing survey answers natively and learns
   interactions such as "recent negative moment *and* falling spend") over the features plus the
-  BG/NBD outputs, wrapped in isotonic calibration, because marketers read the output as a
+  BG/NBD outputs, wrapped in sigmoid calibration, because marketers read the output as a
   probability and risk bands cut it at fixed thresholds;
 - **logistic**: a logistic regression over the same inputs;
 - **btyd**: the BG/NBD buy-till-you-die model alone (``ml/btyd.py``), from purchase dates only.
@@ -40,9 +40,15 @@ from ml.features import FEATURE_COLUMNS, SEGMENT_FEATURE_COLUMNS, ModelInput
 def build_churn_model(
     seed: int = 42, columns: Sequence[str] = FEATURE_COLUMNS, horizon_days: int = 90
 ) -> Pipeline:
-    """Calibrated gradient boosting over ``columns`` plus the BG/NBD outputs; isotonic
+    """Calibrated gradient boosting over ``columns`` plus the BG/NBD outputs; sigmoid (Platt)
     calibration fitted on three-fold out-of-fold predictions, then one booster refitted on every
     training row.
+
+    Sigmoid, not isotonic: a sigmoid keeps the booster's ranking, where isotonic regression maps
+    ranges of scores to one step. On a real single-cohort history (CDNOW, 18 months) the holdout
+    cohort was older than the training cutoffs' and its scores fell on a few steps: ROC AUC 0.682
+    isotonic against 0.726 for the same booster uncalibrated. On the default sample the two were
+    within 0.001.
 
     One booster of 150 trees rather than three of 300 (``ensemble=True``): scoring walks 150
     trees per member instead of 900, six times less work at a million members, for the same
@@ -61,7 +67,7 @@ def build_churn_model(
         [
             ("input", ModelInput(tuple(columns))),
             ("btyd", btyd.BTYDFeatures(horizon_days, seed=seed)),
-            ("model", CalibratedClassifierCV(boosted, method="isotonic", cv=3, ensemble=False)),
+            ("model", CalibratedClassifierCV(boosted, method="sigmoid", cv=3, ensemble=False)),
         ]
     )
 

@@ -30,20 +30,23 @@ def decide_promotion(
     baseline: float,
     margin: float = DEFAULT_MARGIN,
     metric: str = "metric",
+    baseline_margin: float | None = None,
 ) -> PromotionDecision:
     """Pure gate. A tie (or a gain below ``margin``) keeps the incumbent: churn in the champion
-    costs marketers a change of lists for no measured gain."""
+    costs marketers a change of lists for no measured gain. The first version must reach the
+    baseline plus ``baseline_margin`` (``margin`` unless given)."""
     if champion is None:
-        if candidate >= baseline + margin:
+        needed = margin if baseline_margin is None else baseline_margin
+        if candidate >= baseline + needed:
             return PromotionDecision(
                 CHAMPION,
                 f"no champion yet; {metric} {candidate:.4f} beats the baseline {baseline:.4f} "
-                f"by at least {margin}",
+                f"by at least {needed}",
             )
         return PromotionDecision(
             CHALLENGER,
             f"no champion yet, but {metric} {candidate:.4f} does not beat the baseline "
-            f"{baseline:.4f} by {margin}",
+            f"{baseline:.4f} by {needed}",
         )
     if candidate >= champion + margin:
         return PromotionDecision(
@@ -98,12 +101,13 @@ def register_and_promote(
     champion: float | None,
     margin: float = DEFAULT_MARGIN,
     metric: str = "metric",
+    baseline_margin: float | None = None,
 ) -> tuple[str, PromotionDecision]:
     """Register ``model_uri`` as a new version of ``name`` and set the alias the gate chooses."""
     import mlflow
 
     version = mlflow.register_model(model_uri, name, tags={"run_id": run_id})
-    decision = decide_promotion(candidate, champion, baseline, margin, metric)
+    decision = decide_promotion(candidate, champion, baseline, margin, metric, baseline_margin)
     client.set_registered_model_alias(name, decision.alias, version.version)
     client.set_model_version_tag(name, version.version, "promotion_reason", decision.reason)
     client.set_model_version_tag(name, version.version, metric, f"{candidate:.6f}")

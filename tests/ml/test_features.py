@@ -13,8 +13,10 @@ from ml.features import (
     SEGMENT_FEATURE_COLUMNS,
     FeatureColumnError,
     InsufficientHistoryError,
+    available_features,
     build_training_data,
     choose_cutoffs,
+    plan_windows,
     to_model_frame,
 )
 
@@ -66,3 +68,44 @@ def test_model_frame_names_missing_and_mistyped_columns():
         to_model_frame(frame.drop(columns=["calls_90d"]), FEATURE_COLUMNS)
     with pytest.raises(FeatureColumnError, match="'tenure_days' has type"):
         to_model_frame(frame.assign(tenure_days=["long"]), FEATURE_COLUMNS)
+
+
+WEEKS = [date(2025, 1, 6) + timedelta(days=7 * k) for k in range(40)]
+
+
+def test_a_nine_month_history_shortens_the_activity_window_and_keeps_the_horizon():
+    plan = plan_windows(WEEKS, date(2025, 1, 1), date(2025, 9, 30), 90, 6)
+    assert plan.horizon_days == 90
+    assert plan.activity_days == 60
+    assert plan.cadence == "weekly"
+    assert len(plan.train_cutoffs) >= 3
+    assert plan.holdout_cutoff + timedelta(days=89) <= date(2025, 9, 30)
+    assert all(c + timedelta(days=90) <= plan.holdout_cutoff for c in plan.train_cutoffs)
+    assert all(c >= date(2025, 1, 1) + timedelta(days=60) for c in plan.train_cutoffs)
+    assert "activity window 60 days instead of 180" in plan.reason
+
+
+def test_four_months_shorten_the_horizon_and_less_says_how_much_is_needed():
+    plan = plan_windows(WEEKS, date(2025, 1, 1), date(2025, 5, 10), 90, 6)
+    assert plan.horizon_days < 90 and plan.activity_days == 60
+    assert "label window" in plan.reason
+    with pytest.raises(InsufficientHistoryError, match="at least about 120 days"):
+        plan_windows(WEEKS, date(2025, 1, 1), date(2025, 3, 31), 90, 6)
+
+
+def test_a_two_year_history_keeps_the_full_windows():
+    plan = plan_windows(MONTHS, date(2024, 1, 1), date(2025, 12, 31), 90, 4)
+    assert (plan.horizon_days, plan.activity_days) == (90, 180)
+    assert plan.reason.endswith("2025-10-01")  # nothing shortened
+
+
+def test_features_without_data_are_left_out_with_the_reason():
+    frame = pd.DataFrame(
+        {"calls_90d": [0, 0, 0], "avg_queue_seconds_90d": [None] * 3, "spend_30d": [1.0, 2, 3]}
+    )
+    kept, dropped = available_features(frame, ["calls_90d", "avg_queue_seconds_90d", "spend_30d"])
+    assert kept == ("spend_30d",)
+    assert dropped == {
+        "calls_90d": "the same value (0) in every training row",
+        "avg_queue_seconds_90d": "no value in any training row",
+    }

@@ -24,3 +24,17 @@ def test_first_version_must_beat_the_baseline():
     assert decide_promotion(0.80, None, 0.70, 0.005).alias == CHAMPION
     assert decide_promotion(0.702, None, 0.70, 0.005).alias == CHALLENGER
     assert decide_promotion(0.60, None, 0.70, 0.005).alias == CHALLENGER
+
+
+def test_first_version_baseline_margin_can_differ_from_the_champion_margin():
+    """A candidate chosen for scoring above BG/NBD needs no extra margin over it."""
+    assert decide_promotion(0.702, None, 0.70, 0.005, baseline_margin=0.0).alias == CHAMPION
+    assert decide_promotion(0.699, None, 0.70, 0.005, baseline_margin=0.0).alias == CHALLENGER
+
+
+def test_the_churn_candidate_is_the_best_on_the_holdout_and_bgnbd_wins_ties():
+    from ml.train import choose_churn_candidate
+
+    metrics = {"boosted_roc_auc": 0.72, "logistic_roc_auc": 0.73, "btyd_roc_auc": 0.71}
+    assert choose_churn_candidate(metrics)[0] == "logistic"
+    assert choose_churn_candidate({**metrics, "btyd_roc_auc": 0.73})[0] == "btyd"
