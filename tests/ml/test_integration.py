@@ -3,6 +3,8 @@ SQLite store and a real DuckDB file under tmp_path."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import duckdb
 import mlflow
 import numpy as np
@@ -10,6 +12,7 @@ import pytest
 
 from ml import score as scoring
 from ml import train as training
+from ml import validate
 
 pytestmark = pytest.mark.integration
 
@@ -58,6 +61,13 @@ def test_train_register_score_end_to_end(synthetic, tmp_path):
         first["churn"]["metrics"]["bgnbd_roc_auc"],
         first["churn"]["metrics"]["recency_rule_roc_auc"],
     )
+    # The synthetic channel shares are one value for everyone: left out, and recorded so.
+    assert "store_share_365d" in run.data.params["features_left_out"]
+    card = mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/model_card.md")
+    assert "store_share_365d (the same value (0.6) in every training row)" in card
+    assert "Windows chosen from the history" in card
+    signature = mlflow.models.get_model_info(f"runs:/{run.info.run_id}/model").signature
+    assert "store_share_365d" not in signature.inputs.input_names()
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {
         "model_card.md",
@@ -66,6 +76,11 @@ def test_train_register_score_end_to_end(synthetic, tmp_path):
         "reference.json",
         "permutation_importance.csv",
     } <= artifacts
+
+    # A feature the champion was trained on that has no data now fails training, naming it.
+    gone = replace(data, pit=data.pit.assign(latest_nps_score=np.nan))
+    with pytest.raises(validate.FeatureValidationError, match="latest_nps_score"):
+        training.train(config, data=gone)
 
     # Same data, same seed: a tie, so the new version waits as challenger.
     second = training.train(config, data=data)
