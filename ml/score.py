@@ -146,7 +146,8 @@ def score_frame(
     else:
         predicted = np.full(len(members), None, dtype=object)
         segment_probability = np.full(len(members), np.nan)
-    days = pd.to_numeric(members["days_since_last_transaction"], errors="coerce")
+    # As float: DuckDB returns a nullable BIGINT as Int64, whose comparisons give <NA>, not False.
+    days = pd.to_numeric(members["days_since_last_transaction"], errors="coerce").astype("float64")
     top_reasons = reasons.top_reasons(x_churn, importance, k=3)
     return pd.DataFrame(
         {
@@ -155,7 +156,7 @@ def score_frame(
             # Outside the training population (no purchase in its activity window, 180 days
             # unless the history was short): already lapsed, the probability is an
             # extrapolation and programs should treat them as win-back.
-            "is_lapsed": ~(days <= churn.activity_days).to_numpy(),
+            "is_lapsed": ~(days <= churn.activity_days).to_numpy(dtype=bool),
             "risk_band": risk_band(probability, high, medium),
             "predicted_segment": predicted,
             "segment_probability": segment_probability,

@@ -82,6 +82,20 @@ def test_without_a_segment_model_segments_are_null_and_churn_is_scored(synthetic
     )
 
 
+def test_nullable_warehouse_integers_score_as_they_come(synthetic, champions):
+    """DuckDB returns a BIGINT with nulls as pandas' Int64: a member with no purchase yet is
+    lapsed, not <NA>, and the model reads the column as it is."""
+    _, current = synthetic
+    rows = current.assign(
+        days_since_last_transaction=current["days_since_last_transaction"].astype("Int64")
+    )
+    rows.loc[rows.index[0], "days_since_last_transaction"] = pd.NA
+    scores = score_frame(rows, *champions)
+    assert scores["is_lapsed"].dtype == bool
+    assert bool(scores["is_lapsed"].iloc[0])
+    assert scores["churn_probability"].notna().all()
+
+
 def test_same_data_and_seed_give_same_scores(synthetic, champions):
     _, current = synthetic
     first = score_frame(current, *champions)

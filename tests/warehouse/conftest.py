@@ -21,6 +21,9 @@ class Build:
     target_path: Path
 
 
+FIXTURE_VARS = {"pit_weekly_below_days": 0}
+
+
 @pytest.fixture(scope="session")
 def fixture_lake(tmp_path_factory) -> Path:
     return write_lake(tmp_path_factory.mktemp("warehouse") / "lake")
@@ -34,7 +37,11 @@ def duckdb_build(fixture_lake) -> Build:
     settings = fixture_settings(fixture_lake.parent, fixture_lake)
     enrich_lake(settings)
     target_path = fixture_lake.parent / "dbt-target-duckdb"
-    result = dbt_runner.build(settings, target="duckdb", target_path=target_path)
+    # The fixture's history is two months: monthly cutoffs, as the tests name them, rather than
+    # the weekly grid a short history gets by default (pit_weekly_below_days).
+    result = dbt_runner.build(
+        settings, target="duckdb", target_path=target_path, dbt_vars=FIXTURE_VARS
+    )
     return Build(settings, result, target_path)
 
 
@@ -103,7 +110,9 @@ def postgres_build(fixture_lake, duckdb_build, postgres_database) -> Build:
     )
     load_lake(settings.lake_dir, postgres_database)
     target_path = fixture_lake.parent / "dbt-target-postgres"
-    result = dbt_runner.build(settings, target="postgres", target_path=target_path)
+    result = dbt_runner.build(
+        settings, target="postgres", target_path=target_path, dbt_vars=FIXTURE_VARS
+    )
     return Build(settings, result, target_path)
 
 
