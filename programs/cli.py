@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     from config import SettingsError, load_settings
     from programs import cycle
     from programs.config import ProgramConfigError
+    from programs.eligibility import ExpressionError
     from programs.members import WarehouseNotReady
 
     parser = argparse.ArgumentParser(
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
             result = cycle.outputs(settings)
         else:
             result = getattr(cycle, args.command)(settings)
-    except (SettingsError, ProgramConfigError, WarehouseNotReady) as error:
+    except (SettingsError, ProgramConfigError, ExpressionError, WarehouseNotReady) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(json.dumps(result, indent=1, default=str))

@@ -229,6 +229,9 @@ def _program(block, index: int, defaults: Mapping, columns, source: str) -> Prog
     condition = block["eligibility"]
     if isinstance(condition, bool):  # `eligibility: true` (everyone) reads as a YAML boolean
         condition = str(condition).lower()
+    if isinstance(condition, str):
+        # On one line, as stored and run, so the check sees the text the cycle parses.
+        condition = " ".join(condition.split())
     try:
         eligibility.check_expression(condition, columns, KNOWN_VALUES)
     except eligibility.ExpressionError as error:
@@ -243,7 +246,7 @@ def _program(block, index: int, defaults: Mapping, columns, source: str) -> Prog
         title=title.strip(),
         description=" ".join(description.split()),
         priority=_as_int(block["priority"], "priority", where, minimum=1),
-        eligibility=" ".join(condition.split()),
+        eligibility=condition,
         control_share=_as_share(
             block.get("control_share", defaults["control_share"]), "control_share", where
         ),

@@ -1,10 +1,16 @@
-"""Who each program targets this cycle: eligibility expressions, contact rules and priority.
+"""Who each program targets this cycle: eligibility conditions, contact rules and priority.
 
-An eligibility is a SQL condition (DuckDB dialect) over the member frame's columns, for example
-``risk_band = 'high' and predicted_segment = 'Disengaged'``. It is evaluated in an in-memory
-DuckDB that holds only the member frame and cannot touch files, so a config can select members
-and nothing else. A comparison with a missing value is not true (SQL's rule), so a member with no
-survey answer never matches ``latest_nps_score <= 6``.
+An eligibility is one SQL boolean expression (DuckDB dialect) over the member frame's columns, for
+example ``risk_band = 'high' and predicted_segment = 'Disengaged'``. It is parsed with sqlglot and
+refused unless it is exactly one expression built from what a marketer needs: the member columns
+(``members.member_columns``), literals, comparisons, ``and``/``or``/``not``, ``in``, ``between``,
+``is null``, ``like`` and arithmetic; no second statement, comment, query, function or table. The
+statement that selects members wraps the expression as sqlglot renders it, never the text as
+written, so a condition cannot close the code's parenthesis and change the statement around it;
+``python -m programs check`` and the cycle both build it with ``selection_statement``. It runs in
+an in-memory DuckDB that holds only the member frame and cannot touch files. A comparison with a
+missing value is not true (SQL's rule), so a member with no survey answer never matches
+``latest_nps_score <= 6``.
 
 Then, in priority order (1 first), each program keeps the members its condition selects that
 - have an open account;
@@ -21,16 +27,154 @@ segment model) is skipped with the reason, rather than run as if nobody matched 
 from __future__ import annotations
 
 import difflib
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+import numpy as np
 import pandas as pd
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ParseError, TokenError
+from sqlglot.tokens import TokenType
+
+from programs.members import member_columns
+
+DIALECT = "duckdb"
+TABLE = "members"
+
+# What a condition may be built from. Functions are refused: no program or test uses one, and
+# each would be a door (read_csv, getenv, current_date's wall clock) to vet before opening.
+_LOGIC = (exp.And, exp.Or, exp.Not, exp.Paren)
+_COMPARISONS = (
+    exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.NullSafeEQ, exp.NullSafeNEQ,
+    exp.In, exp.Between, exp.Is, exp.Like, exp.ILike,
+)  # fmt: skip
+_ARITHMETIC = (exp.Add, exp.Sub, exp.Mul, exp.Div, exp.IntDiv, exp.Mod, exp.Neg)
+_VALUES = (exp.Literal, exp.Boolean, exp.Null)
+_ALLOWED = _LOGIC + _COMPARISONS + _ARITHMETIC + _VALUES
+_WHAT_IS_ALLOWED = (
+    "a condition uses the member columns, values, comparisons, and/or/not, in, between, "
+    "is null, like and arithmetic"
+)
 
 
 class ExpressionError(ValueError):
     """An eligibility expression that cannot be used; the message says why in plain words."""
+
+
+def _invalid(why: str) -> ExpressionError:
+    return ExpressionError(f"is not a valid condition: {why}")
+
+
+def _snippet(node: exp.Expression) -> str:
+    text = node.sql(dialect=DIALECT, comments=False)
+    return text if len(text) <= 60 else f"{text[:57]}..."
+
+
+def _check_tokens(expression: str) -> None:
+    """Refuse, before parsing, what would let the text reach past its own expression."""
+    try:
+        tokens = sqlglot.Dialect.get_or_raise(DIALECT).tokenize(expression)
+    except TokenError:
+        raise _invalid("a quote or a comment is never closed") from None
+    if not tokens:  # nothing but a comment
+        raise ExpressionError("is empty; write a condition such as risk_band = 'high'")
+    if any(token.token_type == TokenType.SEMICOLON for token in tokens):
+        raise ExpressionError("must be one condition, without ';' (it would start a second one)")
+    depth = 0
+    for token in tokens:
+        depth += {TokenType.L_PAREN: 1, TokenType.R_PAREN: -1}.get(token.token_type, 0)
+        if depth < 0:
+            raise _invalid(
+                f"unbalanced parentheses: the ')' at character {token.start + 1} closes a '(' "
+                "the condition never opened"
+            )
+    if depth > 0:
+        raise _invalid(f"unbalanced parentheses: {depth} '(' never closed")
+    if any(token.comments for token in tokens):
+        raise _invalid("it has a comment (-- or /* */), which would hide the text after it")
+
+
+def _parse_one(expression: str) -> exp.Expression:
+    try:
+        statements = sqlglot.parse(expression, dialect=DIALECT)
+    except ParseError as error:
+        first = error.errors[0] if error.errors else {}
+        where = first.get("highlight") or ""
+        why = first.get("description", str(error))
+        if why.startswith("Required keyword"):
+            why = "something is missing"
+        raise _invalid(
+            f"cannot read it at {where!r} (character {first.get('col')}): {why}"
+        ) from None
+    if len(statements) != 1 or statements[0] is None:
+        raise ExpressionError("must be one condition")
+    return statements[0]
+
+
+def _column_refusal(node: exp.Column, columns: Mapping[str, object]) -> str | None:
+    if not isinstance(node.this, exp.Identifier) or node.args.get("db") or node.args.get("catalog"):
+        return f"{_snippet(node)!r} is not allowed; {_WHAT_IS_ALLOWED}"
+    if node.table and node.table.lower() != TABLE:
+        return f"{_snippet(node)!r} names a table; write the member column alone, e.g. risk_band"
+    if node.name.lower() not in columns:
+        close = difflib.get_close_matches(node.name.lower(), list(columns), n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        return f"unknown column {node.name!r}{hint}"
+    return None
+
+
+def _refusal(node: exp.Expression, columns: Mapping[str, object]) -> str | None:
+    """Why ``node`` may not be part of a condition (None when it may), in a marketer's words."""
+    if isinstance(node, _ALLOWED):
+        return None
+    if isinstance(node, exp.Identifier) and isinstance(node.parent, exp.Column):
+        return None  # the column (or its ``members.`` prefix), checked as a whole
+    if isinstance(node, exp.Column):
+        return _column_refusal(node, columns)
+    if isinstance(node, exp.Query | exp.Subquery | exp.Exists):
+        return (
+            f"it has a query ({_snippet(node)!r}); a condition reads the member's own columns, "
+            "not other rows or tables"
+        )
+    if isinstance(node, exp.RawString | exp.ByteString):
+        return f"{_snippet(node)!r}: write text in single quotes, as in risk_band = 'high'"
+    if isinstance(node, exp.Func):
+        name = node.name if isinstance(node, exp.Anonymous) else node.sql_name()
+        return f"the function {name.lower()} is not allowed; {_WHAT_IS_ALLOWED}"
+    return f"{_snippet(node)!r} is not allowed; {_WHAT_IS_ALLOWED}"
+
+
+def parse_condition(expression: str, columns: Mapping[str, object]) -> exp.Expression:
+    """``expression`` parsed as exactly one SQL expression over ``columns``, each column named
+    alone, in lower case and quoted; raise ``ExpressionError`` saying why it is refused."""
+    if not isinstance(expression, str):
+        raise ExpressionError(f"must be a condition such as risk_band = 'high', not {expression!r}")
+    if not expression.strip():
+        raise ExpressionError("is empty; write a condition such as risk_band = 'high'")
+    _check_tokens(expression)
+    tree = _parse_one(expression)
+    columns = {name.lower(): kind for name, kind in columns.items()}
+    for node in tree.walk(bfs=False):
+        why = _refusal(node, columns)
+        if why is None:
+            continue
+        if why.startswith("unknown column"):
+            raise ExpressionError(why)
+        raise _invalid(why)
+    return tree.transform(
+        lambda node: (
+            exp.column(node.name.lower(), quoted=True) if isinstance(node, exp.Column) else node
+        )
+    )
+
+
+def selection_statement(expression: str, columns: Mapping[str, object]) -> str:
+    """The one statement that selects members: the parsed condition, as sqlglot renders it,
+    wrapped by this code. The check describes it on an empty table; the cycle runs it."""
+    condition = parse_condition(expression, columns).sql(dialect=DIALECT, comments=False)
+    return f"select ({condition}) as selected from {TABLE}"
 
 
 def _connection():
@@ -39,27 +183,46 @@ def _connection():
     return duckdb.connect(config={"enable_external_access": False})
 
 
+def _selection(con, statement: str):
+    """The DuckDB relation of ``statement``, refused unless it gives true or false per member."""
+    import duckdb
+
+    try:
+        relation = con.sql(statement)
+    except duckdb.Error as error:
+        text = str(error)
+        first_line = text.splitlines()[0] if text else type(error).__name__
+        raise _invalid(first_line) from None
+    kind = str(relation.types[0]).strip('"')
+    if kind.upper() != "BOOLEAN":
+        raise ExpressionError(f"must be true or false for each member, but gives {kind.lower()}")
+    return relation
+
+
 def _empty_table(con, columns: Mapping[str, tuple[str, str]]) -> None:
     body = ", ".join(f'"{name}" {kind}' for name, (kind, _) in columns.items())
-    con.execute(f"create or replace table members ({body})")
+    con.execute(f"create or replace table {TABLE} ({body})")
 
 
-_UNKNOWN_COLUMN = re.compile(r'Referenced column "([^"]+)" not found')
-_LITERAL_COMPARISON = r"\b{column}\s*(?:=|!=|<>)\s*'([^']*)'"
-_LITERAL_LIST = r"\b{column}\s+(?:not\s+)?in\s*\(([^)]*)\)"
-
-
-def _unknown_literals(expression: str, known: Mapping[str, Sequence[str]]) -> list[str]:
+def _unknown_literals(condition: exp.Expression, known: Mapping[str, Sequence[str]]) -> list[str]:
+    """Text values compared with (``=``, ``<>``, ``in``) a column that never takes them."""
     problems = []
-    for column, values in known.items():
-        found = re.findall(_LITERAL_COMPARISON.format(column=column), expression, re.IGNORECASE)
-        for items in re.findall(_LITERAL_LIST.format(column=column), expression, re.IGNORECASE):
-            found += re.findall(r"'([^']*)'", items)
-        problems += [
-            f"{column} is never {value!r} (its values: {', '.join(values)})"
-            for value in found
-            if value not in values
-        ]
+    for node in condition.walk(bfs=False):
+        if isinstance(node, exp.EQ | exp.NEQ | exp.NullSafeEQ | exp.NullSafeNEQ):
+            pairs = [(node.this, node.expression), (node.expression, node.this)]
+        elif isinstance(node, exp.In):
+            pairs = [(node.this, item) for item in node.expressions]
+        else:
+            continue
+        for column, value in pairs:
+            if not (isinstance(column, exp.Column) and column.name in known):
+                continue
+            if isinstance(value, exp.Literal) and value.is_string:
+                values = known[column.name]
+                if value.this not in values:
+                    problems.append(
+                        f"{column.name} is never {value.this!r} (its values: {', '.join(values)})"
+                    )
     return problems
 
 
@@ -70,76 +233,39 @@ def check_expression(
 ) -> None:
     """Raise ``ExpressionError`` unless ``expression`` is a true/false condition over ``columns``.
 
-    Unknown columns are named with the closest known ones; a literal that a column with a known set
-    of values never takes (``risk_band = 'hgh'``) is an error, since it would silently match nobody.
+    The statement checked is the one a cycle runs (``selection_statement``), bound by DuckDB on an
+    empty members table. Unknown columns are named with the closest known ones; a literal that a
+    column with a known set of values never takes (``risk_band = 'hgh'``) is an error, since it
+    would silently match nobody.
     """
-    if not isinstance(expression, str):
-        raise ExpressionError(f"must be a condition such as risk_band = 'high', not {expression!r}")
-    if not expression.strip():
-        raise ExpressionError("is empty; write a condition such as risk_band = 'high'")
-    if ";" in expression:
-        raise ExpressionError("must be one condition, without ';'")
-    import duckdb
-
+    statement = selection_statement(expression, columns)
     with _connection() as con:
         _empty_table(con, columns)
-        try:
-            kind = con.execute(
-                f"describe select ({expression}) as selected from members"
-            ).fetchone()[1]
-        except duckdb.Error as error:
-            text = str(error)
-            unknown = _UNKNOWN_COLUMN.search(text)
-            if unknown:
-                close = difflib.get_close_matches(unknown.group(1), list(columns), n=3)
-                hint = f" (did you mean {', '.join(close)}?)" if close else ""
-                raise ExpressionError(f"unknown column {unknown.group(1)!r}{hint}") from None
-            first_line = text.splitlines()[0] if text else type(error).__name__
-            raise ExpressionError(f"is not a valid condition: {first_line}") from None
-    if kind.upper() != "BOOLEAN":
-        raise ExpressionError(f"must be true or false for each member, but gives {kind.lower()}")
-    problems = _unknown_literals(expression, known_values or {})
+        _selection(con, statement)
+    problems = _unknown_literals(parse_condition(expression, columns), known_values or {})
     if problems:
         raise ExpressionError("; ".join(problems))
 
 
-def _column_references(node) -> set[str]:
-    if isinstance(node, dict):
-        found = set()
-        if node.get("class") == "COLUMN_REF":
-            found.add(node["column_names"][-1].lower())
-        for value in node.values():
-            found |= _column_references(value)
-        return found
-    if isinstance(node, list):
-        return set().union(*(_column_references(item) for item in node))
-    return set()
+def referenced_columns(expression: str, columns: Mapping[str, object] | None = None) -> set[str]:
+    """The member columns ``expression`` reads (lower case), from the same parse that builds the
+    statement (``parse_condition``), so a column name inside a text literal does not count."""
+    condition = parse_condition(expression, member_columns() if columns is None else columns)
+    return {column.name for column in condition.find_all(exp.Column)}
 
 
-def referenced_columns(expression: str) -> set[str]:
-    """The member columns ``expression`` reads (lower case), from DuckDB's own parse of it, so a
-    column name inside a text literal does not count."""
-    import json
+def evaluate(
+    expression: str, members: pd.DataFrame, columns: Mapping[str, object] | None = None
+) -> pd.Series:
+    """A boolean Series over ``members``' index: where the expression is true (null is false).
 
+    ``columns`` (default: the member columns) are those the condition may use, as in the check.
+    """
+    statement = selection_statement(expression, member_columns() if columns is None else columns)
     with _connection() as con:
-        parsed = json.loads(
-            con.execute(
-                "select json_serialize_sql(?)", [f"select ({expression}) as selected from members"]
-            ).fetchone()[0]
-        )
-    if parsed.get("error"):
-        raise ExpressionError(f"is not a valid condition: {parsed.get('error_message', '')}")
-    return _column_references([s["node"]["select_list"] for s in parsed["statements"]])
-
-
-def evaluate(expression: str, members: pd.DataFrame) -> pd.Series:
-    """A boolean Series over ``members``' index: where the expression is true (null is false)."""
-    with _connection() as con:
-        con.register("members", members.reset_index(drop=True))
-        selected = con.execute(
-            f"select coalesce(({expression}), false) as selected from members"
-        ).fetchnumpy()["selected"]
-    return pd.Series(selected.astype(bool), index=members.index)
+        con.register(TABLE, members.reset_index(drop=True))
+        selected = _selection(con, statement).fetchnumpy()["selected"]
+    return pd.Series(np.ma.filled(selected, False).astype(bool), index=members.index)
 
 
 @dataclass(frozen=True)
@@ -151,6 +277,25 @@ class Rules:
     eligibility: str
     opt_in_required: bool
     exclude_contacted_within_days: int
+
+
+def _refused(program: Rules, error: ExpressionError) -> ExpressionError:
+    """The error naming the program and the field, as the programs file check names them."""
+    return ExpressionError(f"program {program.name!r}, field 'eligibility': {error}")
+
+
+def _program_columns(program: Rules) -> set[str]:
+    try:
+        return referenced_columns(program.eligibility)
+    except ExpressionError as error:
+        raise _refused(program, error) from None
+
+
+def _program_matches(program: Rules, members: pd.DataFrame) -> pd.Series:
+    try:
+        return evaluate(program.eligibility, members)
+    except ExpressionError as error:
+        raise _refused(program, error) from None
 
 
 FUNNEL_STEPS = (
@@ -170,7 +315,7 @@ def skipped(programs: Sequence[Rules], unavailable: Mapping[str, str]) -> dict[s
     would be a different program from the one configured."""
     out = {}
     for program in programs:
-        used = sorted(referenced_columns(program.eligibility) & set(unavailable))
+        used = sorted(_program_columns(program) & set(unavailable))
         if used:
             reasons = list(dict.fromkeys(unavailable[c] for c in used))
             out[program.name] = f"{'; '.join(reasons)} (its condition uses {', '.join(used)})"
@@ -226,7 +371,7 @@ def select(
         if program.name in skip:
             funnel[program.name] = dict.fromkeys(FUNNEL_STEPS, 0)
             continue
-        matched = evaluate(program.eligibility, open_members)
+        matched = _program_matches(program, open_members)
         counts = {"matched": int(matched.sum())}
         keep = matched.copy()
         if program.opt_in_required:
