@@ -18,7 +18,14 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SOURCES = ("loyalty", "surveys", "calls")
 # Shapes of data the sample generator can take on (sample_data/README.md, Shapes); "default" is
 # the two-year program with every source and column.
-SAMPLE_SHAPES = ("default", "single_cohort", "purchase_only", "short_history", "seasonal")
+SAMPLE_SHAPES = (
+    "default",
+    "single_cohort",
+    "purchase_only",
+    "short_history",
+    "seasonal",
+    "required_columns",
+)
 SHORT_HISTORY_DAYS = 273
 
 
@@ -279,7 +286,7 @@ ENV_VARS = {
     "CX_SAMPLE_SEED": "sample generator seed; default 7",
     "CX_SAMPLE_START": "first day of sample history; default 2024-07-01 (CX_SAMPLE_END minus 273 days with the short_history shape)",
     "CX_SAMPLE_END": "last day of sample history; default 2026-06-30",
-    "CX_SAMPLE_SHAPE": "comma-separated shapes of the sample: default, or any of single_cohort, purchase_only (also makes CX_SOURCES default to loyalty), short_history, seasonal",
+    "CX_SAMPLE_SHAPE": "comma-separated shapes of the sample: default, or any of single_cohort, purchase_only (also makes CX_SOURCES default to loyalty), short_history, seasonal, required_columns (every source with only its required columns, the member link, and nps)",
     "CX_PROGRAMS_CONFIG": "the programs' YAML file (eligibility, priority, control share, contact rules); default programs/programs.yml",
     "CX_EXPORTS_DIR": "program exports per cycle (<dir>/<cycle_date>/, <dir>/latest); default $CX_DATA_DIR/exports",
     "CX_REPORTS_DIR": "the segment report (segment-report.html); default $CX_DATA_DIR/reports",

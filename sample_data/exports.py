@@ -6,6 +6,7 @@ day: normally the day after the event, sometimes days later, and a few records t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -19,10 +20,27 @@ DAY = sim.DAY
 MALFORMED = 0.005
 DUPLICATED = 0.005
 LATE = 0.02
-CALL_HEADER = (
-    "call_id,started_at,member_id,caller_phone,channel,queue_seconds,handle_seconds,reason,"
-    "resolved,escalated,transfers,agent_id,notes"
+CALL_COLUMNS = (
+    "call_id",
+    "started_at",
+    "member_id",
+    "caller_phone",
+    "channel",
+    "queue_seconds",
+    "handle_seconds",
+    "reason",
+    "resolved",
+    "escalated",
+    "transfers",
+    "agent_id",
+    "notes",
 )
+CALL_HEADER = ",".join(CALL_COLUMNS)
+# The required_columns shape: the contract's required fields plus the link to the member. A
+# survey also keeps nps, which the contract makes optional, so that a survey source still has
+# something to learn from (a response with no score carries no signal).
+REQUIRED_SURVEY_FIELDS = ("response_id", "submitted_at", "member_id", "nps")
+REQUIRED_CALL_COLUMNS = ("call_id", "started_at", "member_id")
 
 
 @dataclass
@@ -80,8 +98,13 @@ def survey_lines(
     ids: dict[str, np.ndarray],
     email: np.ndarray,
     phone: np.ndarray,
+    fields: Sequence[str] | None = None,
 ) -> Lines:
-    """JSON Lines for survey responses. ``ids`` holds response, member and related ids per row."""
+    """JSON Lines for survey responses. ``ids`` holds response, member and related ids per row.
+
+    ``fields`` keeps only those fields (``response_id`` first); every field is drawn either way,
+    so the random stream, and with it everything after, is the same.
+    """
     rows, days = _schedule(rng, s["ts"])
     n = len(s["ts"])
     kind = s["kind"]
@@ -126,7 +149,7 @@ def survey_lines(
     _spoil_survey(rng, pieces, submitted)
     line = pieces["response_id"]
     for key, piece in pieces.items():
-        if key != "response_id":
+        if key != "response_id" and (fields is None or key in fields):
             line = line + piece
     line = line + "}"
     return Lines(days, _truncate(rng, line)[rows])
@@ -170,8 +193,12 @@ def call_lines(
     phone_digits: np.ndarray,
     phone_style: np.ndarray,
     n_days: int,
+    columns: Sequence[str] = CALL_COLUMNS,
 ) -> Lines:
-    """CSV rows for contacts; booleans are encoded per file (true/false, yes/no or 1/0)."""
+    """CSV rows for contacts; booleans are encoded per file (true/false, yes/no or 1/0).
+
+    ``columns`` (in ``CALL_COLUMNS`` order) keeps only those; every column is drawn either way.
+    """
     rows, days = _schedule(rng, c["ts"])
     n = len(c["ts"])
     unknown = rng.random(n) < 0.15
@@ -193,30 +220,28 @@ def call_lines(
     queue[bad[how == 0]] = "n/a"
     call_id[bad[how == 1]] = ""
     started[bad[how == 2]] = "yesterday 14:00"
-    head = (
-        call_id
-        + ","
-        + started
-        + ","
-        + member
-        + ","
-        + caller
-        + ","
-        + np.array(sim.CALL_CHANNELS, dtype=object)[c["channel"]]
-        + ","
-        + queue
-        + ","
-        + _o(c["handle"])
-        + ","
-        + np.array(sim.REASONS, dtype=object)[c["reason"]]
-        + ","
-    )
-    tail = "," + _o(c["transfers"]) + "," + _agent(c["agent"]) + "," + '"' + note + '"'
+    text = {
+        "call_id": call_id,
+        "started_at": started,
+        "member_id": member,
+        "caller_phone": caller,
+        "channel": np.array(sim.CALL_CHANNELS, dtype=object)[c["channel"]],
+        "queue_seconds": queue,
+        "handle_seconds": _o(c["handle"]),
+        "reason": np.array(sim.REASONS, dtype=object)[c["reason"]],
+        "transfers": _o(c["transfers"]),
+        "agent_id": _agent(c["agent"]),
+        "notes": '"' + note + '"',
+    }
+    delivered = {name: value[rows] for name, value in text.items() if name in columns}
     encoding = rng.integers(0, 3, n_days + 16)[days]
     words = np.array([["false", "true"], ["no", "yes"], ["0", "1"]], dtype=object)
-    resolved = words[encoding, c["resolved"][rows].astype(int)]
-    escalated = words[encoding, c["escalated"][rows].astype(int)]
-    return Lines(days, head[rows] + resolved + "," + escalated + tail[rows])
+    delivered["resolved"] = words[encoding, c["resolved"][rows].astype(int)]
+    delivered["escalated"] = words[encoding, c["escalated"][rows].astype(int)]
+    line = delivered[columns[0]]
+    for name in columns[1:]:
+        line = line + "," + delivered[name]
+    return Lines(days, line)
 
 
 def _agent(agent: np.ndarray) -> np.ndarray:

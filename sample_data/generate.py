@@ -5,7 +5,8 @@ Usage: ``python -m sample_data.generate [--members N] [--seed S] [--start D] [--
 give byte-identical files: chunks run in a fixed order, each from its own seeded generator, and
 nothing reads the clock. The sample is built in a sibling folder and renamed into place, so a
 half-written sample is never visible. Shapes (README, Shapes) make the data look like what a real
-retailer brings: one cohort, purchases only, a short history, a strong season.
+retailer brings: one cohort, purchases only, a short history, a strong season, only the required
+columns.
 """
 
 from __future__ import annotations
@@ -152,13 +153,18 @@ class _Run:
             "transaction": _lookup(tx_id, tx_rank, related, kind == 1),
             "call": _lookup(call_id, call_rank, related, kind == 2),
         }
-        lines = exports.survey_lines(rng, start, surveys, ids, email[who], phone[who])
+        required = "required_columns" in self.shape
+        fields = exports.REQUIRED_SURVEY_FIELDS if required else None
+        lines = exports.survey_lines(rng, start, surveys, ids, email[who], phone[who], fields)
         write_exports(rng, self.tmp / "surveys", start, part, lines)
         caller = calls["member"]
         call_ids = {"member": member_id[caller], "call": call_id}
         style = people["phone_style"][caller]
-        lines = exports.call_lines(rng, start, calls, call_ids, digits[caller], style, self.n_days)
-        write_exports(rng, self.tmp / "calls", start, part, lines, header=exports.CALL_HEADER)
+        columns = exports.REQUIRED_CALL_COLUMNS if required else exports.CALL_COLUMNS
+        lines = exports.call_lines(
+            rng, start, calls, call_ids, digits[caller], style, self.n_days, columns
+        )
+        write_exports(rng, self.tmp / "calls", start, part, lines, header=",".join(columns))
         summary.calls += len(call_id)
         summary.survey_responses += len(who)
 
@@ -198,6 +204,7 @@ def generate(
     if unknown:
         raise ValueError(f"unknown sample shapes {unknown}; known: {', '.join(SAMPLE_SHAPES)}")
     purchase_only = "purchase_only" in shape
+    required_only = purchase_only or "required_columns" in shape
     out_dir = Path(out_dir)
     tmp = out_dir.with_name(out_dir.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -209,7 +216,7 @@ def generate(
         seed,
         start,
         n_days,
-        LoyaltyWriter(tmp / "loyalty.db", required_only=purchase_only),
+        LoyaltyWriter(tmp / "loyalty.db", required_only=required_only),
         AnswerWriter(tmp / "answers"),
         summary,
         frozenset(shape),

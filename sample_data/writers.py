@@ -40,7 +40,8 @@ TRANSACTION_COLUMNS = {
     "points_earned": "INTEGER",
     "points_redeemed": "INTEGER",
 }
-# The contract's required columns: all a purchase-only sample's loyalty database holds.
+# The contract's required columns: all a purchase_only or required_columns sample's loyalty
+# database holds.
 REQUIRED_COLUMNS = {
     "members": ("member_id", "enrolled_at"),
     "transactions": ("transaction_id", "member_id", "occurred_at", "amount"),
