@@ -120,6 +120,20 @@ def _secret(env, name, min_length: int) -> str | None:
     return raw
 
 
+def _group(env, name) -> str | None:
+    """A group name that exists on this machine (files are given it; see privacy.personal_files)."""
+    import grp
+
+    raw = _env(env, name)
+    if raw is None:
+        return None
+    try:
+        grp.getgrnam(raw)
+    except KeyError:
+        raise SettingsError(f"{name}={raw!r} is not a group on this machine") from None
+    return raw
+
+
 def _sources(env, name) -> tuple[str, ...]:
     raw = _env(env, name)
     if raw is None:
@@ -200,6 +214,9 @@ class Settings:
     # Privacy: the erased members' keyed hashes, and the HMAC key (secret, never printed).
     suppression_list: Path
     hash_key: str | None = field(repr=False)
+    # The group that may read files holding personal data (exports, the suppression list);
+    # None: their owner only.
+    personal_file_group: str | None = None
     extra: dict = field(default_factory=dict, compare=False)
 
     @property
@@ -292,6 +309,7 @@ ENV_VARS = {
     "CX_REPORTS_DIR": "the segment report (segment-report.html); default $CX_DATA_DIR/reports",
     "CX_HASH_KEY": "HMAC key (at least 32 characters) for the keyed hashes records are matched by and the erased members' suppression list; required once real sources are configured (secret: environment only, never printed)",
     "CX_SUPPRESSION_LIST": "keyed hashes of erased members that ingestion drops; default $CX_DATA_DIR/privacy/suppression.json",
+    "CX_PERSONAL_FILE_GROUP": "a group that may read the files holding personal data (program exports, the suppression list): they are then written 0640 (0440 once published) with that group; unset: 0600 (0400), their owner only",
 }
 
 
@@ -358,4 +376,5 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
             env, "CX_SUPPRESSION_LIST", data_dir / "privacy" / "suppression.json"
         ),
         hash_key=_secret(env, "CX_HASH_KEY", min_length=32),
+        personal_file_group=_group(env, "CX_PERSONAL_FILE_GROUP"),
     )

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run once by the postgres image on an empty data volume (/docker-entrypoint-initdb.d/): one
-# login role and one database per user of the server. Passwords come from the container's
-# environment (docker/.env), never from this file.
+# login role and one database per user of the server. Passwords come from the Compose secrets
+# mounted at /run/secrets (docker/secrets/ on the host), never from this file.
 set -euo pipefail
 
 create() { # role database password
@@ -12,9 +12,20 @@ SELECT format('CREATE DATABASE %I OWNER %I', :'db', :'role') \gexec
 SQL
 }
 
-create airflow airflow "$AIRFLOW_DB_PASSWORD"
-create cx cx "$CX_PG_PASSWORD"
-create mlflow mlflow "$MLFLOW_DB_PASSWORD"
+secret() { # name: the secret's value; a missing or empty one stops the first start
+    local value
+    value="$(cat "/run/secrets/$1")"
+    [[ -n "$value" ]] || { echo "postgres-init: secret $1 is empty" >&2; exit 1; }
+    printf '%s' "$value"
+}
+
+# Assigned first: a failed substitution in an assignment stops the script (set -e).
+airflow_password="$(secret airflow_db_password)"
+cx_password="$(secret cx_pg_password)"
+mlflow_password="$(secret mlflow_db_password)"
+create airflow airflow "$airflow_password"
+create cx cx "$cx_password"
+create mlflow mlflow "$mlflow_password"
 
 # The warehouse's access roles (dbt's on-run-end hook grants to them; `cx` cannot create roles):
 # analysts read the marts, marketers the segment and export tables, the pipeline writes.

@@ -414,7 +414,8 @@ def segment_skip_reason(training: features.TrainingData) -> str | None:
         return (
             "no segment model: no member answered a relationship survey with NPS and the "
             "emotional items before the training cutoffs, so there is no engagement label to "
-            "learn from (without a survey source this is expected)"
+            "learn from (expected without a survey source, or with surveys that carry no "
+            "emotional items)"
         )
     if rows < MIN_SEGMENT_ROWS or training.segment_train["segment"].nunique() < 2:
         return (

@@ -1,8 +1,8 @@
 """Airflow for real on one machine: ``make up`` / ``make down`` and the end-to-end tests.
 
-Starts the scheduler, dag-processor, triggerer and API server (and, unless a tracking URI is
-given, an MLflow tracking server) as background processes bound to 127.0.0.1, with the
-LocalExecutor and a parallelism of 4. The metadata database is PostgreSQL when one is reachable
+Starts the scheduler, dag-processor, triggerer, API server and task-log server (and, unless a
+tracking URI is given, an MLflow tracking server) as background processes listening on 127.0.0.1
+only, with the LocalExecutor and a parallelism of 4. The metadata database is PostgreSQL when one is reachable
 (``CX_AIRFLOW_DB_URL``, else the local server of ``scripts/postgres.sh``, in a database of its
 own), else SQLite.
 
@@ -37,7 +37,7 @@ from pathlib import Path
 from config.settings import REPO_ROOT, mask_url
 from pipeline.airflow_env import airflow_defaults
 
-COMPONENTS = ("scheduler", "dag-processor", "triggerer", "api-server")
+COMPONENTS = ("scheduler", "dag-processor", "triggerer", "api-server", "log-server")
 SIMPLE_AUTH_MANAGER = (
     "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
 )
@@ -58,6 +58,8 @@ class StackConfig:
     db_url: str | None = None  # None: SQLite in the home
     mlflow_port: int | None = 5000  # None: no MLflow server (``CX_MLFLOW_TRACKING_URI`` is used)
     mlflow_backend: str | None = None  # None: SQLite in the home
+    # The task-log server's port, for the scheduler's tasks and the triggerer's alike.
+    log_port: int = 8793
     user: str = "admin"
     parallelism: int = 4
     # Seconds between re-parses of an unchanged DAG file: parsing costs CPU on a small machine.
@@ -91,6 +93,7 @@ class StackConfig:
             db_url=env.get("CX_AIRFLOW_DB_URL") or None,
             mlflow_port=None if tracking else int(env.get("CX_MLFLOW_PORT") or 5000),
             mlflow_backend=env.get("CX_MLFLOW_BACKEND_URL") or None,
+            log_port=int(env.get("CX_AIRFLOW_LOG_PORT") or 8793),
             user=env.get("CX_AIRFLOW_ADMIN_USER") or "admin",
         )
 
@@ -218,6 +221,17 @@ def stack_env(config: StackConfig, base: Mapping[str, str] | None = None) -> dic
             "AIRFLOW__API__SECRET_KEY": keys["api_secret_key"],
             "AIRFLOW__API_AUTH__JWT_SECRET": keys["jwt_secret"],
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(config.home / "logs"),
+            # Airflow 3.3's own log servers (started by the scheduler and the triggerer unless
+            # told --skip-serve-logs) bind every interface, with no setting for the address;
+            # the stack runs one log server on loopback instead ("log-server"), which serves
+            # the task and trigger logs alike from the one log folder, and the API server
+            # fetches a running task's log from http://<task's hostname>:<port>, so the
+            # hostname recorded is the loopback address.
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(config.log_port),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(config.log_port),
+            "AIRFLOW__CORE__HOSTNAME_CALLABLE": "pipeline.stack.loopback_hostname",
+            # Off by default; should someone turn it on, it too listens on loopback only.
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST": LOOPBACK,
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
             "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
             "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": str(
@@ -229,6 +243,31 @@ def stack_env(config: StackConfig, base: Mapping[str, str] | None = None) -> dic
         env["CX_MLFLOW_TRACKING_URI"] = config.mlflow_url
     env.update(config.extra_env)
     return env
+
+
+def loopback_hostname() -> str:
+    """The hostname Airflow records for tasks and the triggerer (``[core] hostname_callable``):
+    the address the stack's log server listens on, whatever this machine's name resolves to."""
+    return LOOPBACK
+
+
+def serve_logs(port: int | None = None) -> None:
+    """Airflow's task-log server (the app ``airflow scheduler`` would start), on loopback only.
+
+    It serves files from ``[logging] base_log_folder`` to holders of a JWT signed with
+    ``[api] secret_key``, i.e. to the API server.
+    """
+    import uvicorn
+    from airflow.configuration import conf
+
+    uvicorn.run(
+        "airflow.utils.serve_logs.log_server:get_app",
+        host=LOOPBACK,
+        port=port or conf.getint("logging", "worker_log_server_port"),
+        log_level="info",
+        log_config=None,
+        access_log=False,
+    )
 
 
 def _airflow_bin() -> str:
@@ -258,6 +297,11 @@ def component_argv(name: str, config: StackConfig) -> list[str]:
             "--artifacts-destination",
             artifacts.as_uri(),
         ]
+    if name == "log-server":
+        return [sys.executable, "-m", "pipeline.stack", "serve-logs"]
+    if name in ("scheduler", "triggerer"):
+        # Their own log servers would listen on every interface: see "log-server".
+        return [_airflow_bin(), name, "--skip-serve-logs"]
     return [_airflow_bin(), name]
 
 
@@ -271,6 +315,15 @@ def port_free(port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def listening(port: int) -> bool:
+    """Something accepts connections on ``LOOPBACK:port``."""
+    try:
+        with socket.create_connection((LOOPBACK, port), timeout=2):
+            return True
+    except OSError:
+        return False
 
 
 def free_port() -> int:
@@ -438,7 +491,7 @@ def wait_until_healthy(config: StackConfig, timeout: float = 240) -> dict:
     while True:
         report = health(config)
         mlflow_up = not config.mlflow_url or _http_get(f"{config.mlflow_url}/health")[0] == 200
-        if _healthy(report) and mlflow_up:
+        if _healthy(report) and mlflow_up and listening(config.log_port):
             return report
         dead = [name for name, (pid, t) in read_pids(config).items() if not _is_ours(pid, t)]
         if dead:
@@ -504,7 +557,8 @@ def load_state(config: StackConfig) -> StackConfig:
     if not path.exists():
         return config
     state = json.loads(path.read_text())
-    for key in ("port", "db_url", "mlflow_port", "mlflow_backend", "user", "parallelism"):
+    keys = ("port", "log_port", "db_url", "mlflow_port", "mlflow_backend", "user", "parallelism")
+    for key in keys:
         if key in state:
             setattr(config, key, state[key])
     return config
@@ -534,11 +588,11 @@ def up(
                 "run `make down` first"
             )
     else:
-        for port in filter(None, (config.port, config.mlflow_port)):
+        for port in filter(None, (config.port, config.mlflow_port, config.log_port)):
             if not port_free(port):
                 raise StackError(
-                    f"port {port} on {LOOPBACK} is in use; choose another with CX_AIRFLOW_PORT "
-                    "or CX_MLFLOW_PORT"
+                    f"port {port} on {LOOPBACK} is in use; choose another with CX_AIRFLOW_PORT, "
+                    "CX_MLFLOW_PORT or CX_AIRFLOW_LOG_PORT"
                 )
         ensure_password(config, base_env)
         env = stack_env(config, base_env)
@@ -625,7 +679,12 @@ def main(argv: Iterable[str] | None = None) -> int:
     sub.add_parser("status", help="print what runs and its health; exit 3 when down")
     cli = sub.add_parser("airflow", help="run the Airflow CLI against the stack")
     cli.add_argument("args", nargs=argparse.REMAINDER)
+    sub.add_parser("serve-logs", help="(a component of the stack) the task-log server")
     args = parser.parse_args(list(argv) if argv is not None else None)
+
+    if args.command == "serve-logs":
+        serve_logs()
+        return 0
 
     config = StackConfig.from_env()
     if args.command == "down":

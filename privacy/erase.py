@@ -113,7 +113,9 @@ def erase_members(
             erase_from_duckdb(settings, matcher, keys, report)
             if postgres:
                 erase_from_postgres(settings, matcher, keys, report)
-            erase_from_exports(settings.exports_dir, matcher, report)
+            erase_from_exports(
+                settings.exports_dir, matcher, report, group=settings.personal_file_group
+            )
             erase_from_lake(con, settings, matcher, keys, report)
     log.info(
         "erased %d member(s): %d rows in %d places", len(ids), report.total, len(report.removed)
@@ -429,8 +431,12 @@ def erase_from_postgres(
 # --- 5. Exports ---------------------------------------------------------------------------------
 
 
-def erase_from_exports(exports_dir: Path, matcher: Matcher, report: ErasureReport) -> None:
-    """Rewrite every published export cycle that holds an erased member; drop stale builds."""
+def erase_from_exports(
+    exports_dir: Path, matcher: Matcher, report: ErasureReport, group: str | None = None
+) -> None:
+    """Rewrite every published export cycle that holds an erased member; drop stale builds.
+
+    The rewritten files are protected as ``programs.exports`` protects them (``group``)."""
     from programs.exports import BUILDS
 
     builds = exports_dir / BUILDS
@@ -453,7 +459,7 @@ def erase_from_exports(exports_dir: Path, matcher: Matcher, report: ErasureRepor
             _remove_build(build)
             report.add(f"exports:{build.name} (stale build removed)", sum(holds.values()))
             continue
-        new_build = _rewrite_export_build(build, holds, matcher)
+        new_build = _rewrite_export_build(build, holds, matcher, group)
         _swap_symlink(link, f"{BUILDS}/{new_build.name}")
         if new_build != build:
             _remove_build(build)
@@ -524,7 +530,9 @@ def _rewritten_manifest(path: Path, entries: dict, holds: dict[str, int]) -> str
     return json.dumps(document, indent=2, sort_keys=True, default=str) + "\n"
 
 
-def _rewrite_export_build(build: Path, holds: dict[str, int], matcher: Matcher) -> Path:
+def _rewrite_export_build(
+    build: Path, holds: dict[str, int], matcher: Matcher, group: str | None = None
+) -> Path:
     """A new build folder with the programs' files rewritten and the manifest's checksums, rows
     and sizes updated; named by its manifest's content as ``programs.exports`` names builds."""
     import hashlib
@@ -545,9 +553,9 @@ def _rewrite_export_build(build: Path, holds: dict[str, int], matcher: Matcher) 
         cycle = build.name.split(".")[0]
         target = build.parent / f"{cycle}.{hashlib.sha256(text.encode()).hexdigest()[:12]}"
         if not target.exists():
-            for path in work.iterdir():
-                path.chmod(0o444)
-            work.chmod(0o755)
+            from programs.exports import protect_build
+
+            protect_build(work, group)
             os.replace(work, target)
         return target
     finally:
@@ -564,9 +572,10 @@ def _swap_symlink(link: Path, target: str) -> None:
 
 
 def _remove_build(path: Path) -> None:
-    path.chmod(0o755)
+    # Writable again so it can be removed, and for that moment no more readable than before.
+    path.chmod(0o700)
     for child in path.iterdir():
-        child.chmod(0o644)
+        child.chmod(0o600)
     shutil.rmtree(path, ignore_errors=True)
 
 

@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from config.settings import Settings
-from privacy import identity
+from privacy import identity, personal_files
 from privacy.identity import EMAIL, KINDS, MEMBER, PHONE
 
 TEXT = "text"
@@ -131,11 +131,13 @@ def record(
             "hashes": {kind: sorted(hashes[kind]) for kind in KINDS},
             "erasures": erasures,
         }
-        _write_json_atomic(settings.suppression_list, document)
+        _write_json_atomic(settings.suppression_list, document, settings.personal_file_group)
     return load(settings)
 
 
-def _write_json_atomic(path: Path, document: dict) -> None:
+def _write_json_atomic(path: Path, document: dict, group: str | None = None) -> None:
+    """Readable by its owner (and ``group``) only: the hashes say nothing without the key, but
+    the list still records that people asked to be forgotten, and when."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(
         "w", dir=path.parent, prefix=".tmp-", suffix=".json", delete=False, encoding="utf-8"
@@ -144,8 +146,11 @@ def _write_json_atomic(path: Path, document: dict) -> None:
         handle.write("\n")
         handle.flush()
         os.fsync(handle.fileno())
-    os.chmod(handle.name, 0o600)
-    os.replace(handle.name, path)
+    try:
+        personal_files.protect(handle.name, group)
+        os.replace(handle.name, path)
+    finally:
+        Path(handle.name).unlink(missing_ok=True)
 
 
 @contextmanager

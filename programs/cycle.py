@@ -171,7 +171,9 @@ def export(settings: Settings, cycle_date: str) -> dict:
         rows = exports.read_rows(con, on)
         frames = {p: exports.program_frame(rows, p) for p in cycles["program"]}
         manifest = _manifest(con, on, cycles, frames)
-    path = exports.write_cycle(settings.exports_dir, on, frames, manifest)
+    path = exports.write_cycle(
+        settings.exports_dir, on, frames, manifest, group=settings.personal_file_group
+    )
     return {
         "cycle_date": cycle_date,
         "path": str(path),

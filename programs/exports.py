@@ -15,6 +15,9 @@ warehouse gives the same bytes (and the same build folder).
 
 Only treatment members are exported; an email only for members who opted in to marketing. Both
 rules are checked again on the finished frame before anything is written.
+
+The files hold names and emails: a build is readable by its owner only (files 0400, the folder
+0700), or also by the group ``CX_PERSONAL_FILE_GROUP`` names (0440, 0750); never by everyone.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from datetime import date
 from pathlib import Path
 
 import pandas as pd
+
+from privacy import personal_files
 
 EXPORT_COLUMNS: dict[str, str] = {
     "member_id": "the loyalty member id (the key in the loyalty platform)",
@@ -151,12 +156,17 @@ def _swap_symlink(link: Path, target: str) -> None:
 
 
 def write_cycle(
-    exports_dir: Path, on: date, frames: Mapping[str, pd.DataFrame], manifest: dict
+    exports_dir: Path,
+    on: date,
+    frames: Mapping[str, pd.DataFrame],
+    manifest: dict,
+    group: str | None = None,
 ) -> Path:
     """Write one cycle's files and manifest and publish them atomically; returns the cycle path.
 
     ``frames`` maps program name to its export frame; ``manifest`` holds the cycle's facts, to
-    which the file entries are added under ``programs[].files``.
+    which the file entries are added under ``programs[].files``. ``group`` (the setting
+    ``personal_file_group``) may read the files as well as their owner.
     """
     builds = exports_dir / BUILDS
     builds.mkdir(parents=True, exist_ok=True)
@@ -183,9 +193,7 @@ def write_cycle(
         if build.exists():  # the same content was published before: keep it as it is
             shutil.rmtree(work)
         else:
-            for path in work.iterdir():
-                path.chmod(0o444)
-            work.chmod(0o755)
+            protect_build(work, group)
             os.replace(work, build)
     finally:
         if work.exists():
@@ -197,11 +205,26 @@ def write_cycle(
             _remove_build(stale)
     newest = max(p.name for p in exports_dir.iterdir() if _CYCLE_NAME.match(p.name))
     _swap_symlink(exports_dir / LATEST, newest)
+    # Every build, not only this one: builds published before (by older code, or under another
+    # group) get the modes the setting asks for now.
+    for published in builds.iterdir():
+        if published.is_dir() and not published.name.startswith("."):
+            try:
+                protect_build(published, group)
+            except FileNotFoundError:  # an erasure replaced it meanwhile, protected
+                continue
     return cycle_link
 
 
+def protect_build(build: Path, group: str | None) -> None:
+    """A build's files read-only for their owner (and ``group``), the folder closed to others."""
+    for path in build.iterdir():
+        personal_files.protect(path, group, read_only=True)
+    personal_files.protect(build, group)
+
+
 def _remove_build(path: Path) -> None:
-    path.chmod(0o755)
+    path.chmod(0o700)
     shutil.rmtree(path, ignore_errors=True)
 
 

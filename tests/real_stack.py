@@ -150,6 +150,7 @@ def _start(real: RealStack) -> None:
     """Start the processes (again); remember every pid so teardown can prove they are gone."""
     real.config.port = stack.free_port()
     real.config.mlflow_port = stack.free_port()
+    real.config.log_port = stack.free_port()
     real.env["CX_MLFLOW_TRACKING_URI"] = real.config.mlflow_url or ""
     stack.up(real.config, base_env=real.env, timeout=600)
     real.pids |= set(stack.running(real.config).values())

@@ -99,3 +99,38 @@ def filled_env() -> dict[str, str]:
     """``.env.example`` with a made-up value in every empty variable, as a user would fill it."""
     env = read_env_file(ENV_EXAMPLE)
     return {name: value or f"test-{name.lower()}-value" for name, value in env.items()}
+
+
+def compose_secrets_module():
+    """docker/compose_secrets.py, the containers' reader of Compose secrets (not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "compose_secrets", DOCKER_DIR / "compose_secrets.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+RENDER = "python /opt/cx/docker/compose_secrets.py render "
+
+
+def fake_secrets(directory: Path) -> Path:
+    """A /run/secrets stand-in: every secret, its value ``secret-<name>``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in compose_secrets_module().SECRETS:
+        (directory / name).write_text(f"secret-{name}\n")
+    return directory
+
+
+def container_env(env: dict[str, str], secrets_dir: Path) -> dict[str, str]:
+    """A service's environment as its processes see it, secrets read from ``secrets_dir``: each
+    ``NAME_FROM_SECRETS`` becomes ``NAME`` (docker/compose_secrets.py exec), and each Airflow
+    ``NAME_CMD`` running ``compose_secrets.py render`` becomes ``NAME`` (Airflow runs it)."""
+    module = compose_secrets_module()
+    out = module.environment({k: str(v) for k, v in env.items()}, secrets_dir)
+    for key, command in list(out.items()):
+        if key.endswith("_CMD") and command.startswith(RENDER):
+            out[key.removesuffix("_CMD")] = module.render(command.removeprefix(RENDER), secrets_dir)
+    return out

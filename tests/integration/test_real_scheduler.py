@@ -11,6 +11,10 @@ this with the browser test.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -35,11 +39,49 @@ def test_every_dag_is_listed_without_import_errors(real_stack):  # noqa: F811
 
 
 def test_the_servers_listen_on_loopback_only(real_stack):  # noqa: F811
+    """Every TCP socket that any process of the stack listens on, not only the ports we chose:
+    Airflow's own log servers bind every interface unless told otherwise."""
     config = real_stack.config
-    for port in (config.port, config.mlflow_port):
-        listening = _listening_addresses(port)
-        assert listening, f"nothing listens on port {port}"
-        assert listening <= {"127.0.0.1"}, listening
+    pids = set(stack.running(config).values())
+    pids |= {child for pid in list(pids) for child in stack.descendants(pid)}
+    listening = _listening_sockets(pids)
+    ports = {port for _, port in listening}
+    # The check below proves nothing if the mapping from processes to sockets found none.
+    assert {config.port, config.mlflow_port, config.log_port} <= ports, listening
+    outside = sorted(
+        f"{address} port {port}"
+        for address, port in listening
+        if address not in {"127.0.0.1", "::1"}
+    )
+    assert not outside, f"listening beyond loopback: {outside}"
+    # The stack's own log server is Airflow's, which serves nothing without the API's token.
+    import httpx
+
+    response = httpx.get(f"http://127.0.0.1:{config.log_port}/log/x.log", trust_env=False)
+    assert response.status_code == 403, response.text
+    # And it serves a log to the API server, as the API server asks for a running task's log:
+    # at the hostname the task recorded, with a token signed by the stack's secret key.
+    probe = config.home / "logs" / "loopback-probe.log"
+    probe.parent.mkdir(parents=True, exist_ok=True)
+    probe.write_text("served from loopback\n")
+    fetch = (
+        "from airflow.utils.log.file_task_handler import _fetch_logs_from_service\n"
+        "from airflow.utils.net import get_hostname\n"
+        "from airflow.configuration import conf\n"
+        "port = conf.get('logging', 'worker_log_server_port')\n"
+        "url = f'http://{get_hostname()}:{port}/log/loopback-probe.log'\n"
+        "response = _fetch_logs_from_service(url, 'loopback-probe.log')\n"
+        "print(url, response.status_code, response.text.strip())\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", fetch],
+        env=stack.stack_env(config, real_stack.env),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    expected = f"http://127.0.0.1:{config.log_port}/log/loopback-probe.log 200 served from loopback"
+    assert result.stdout.strip().endswith(expected), result.stdout + result.stderr[-2000:]
 
 
 def test_the_api_refuses_requests_without_a_token(real_stack):  # noqa: F811
@@ -156,20 +198,36 @@ def _require(finished, dag_id: str) -> None:
         raise AssertionError(f"the chain stopped before {dag_id}") from finished.error
 
 
-def _listening_addresses(port: int) -> set[str]:
-    """The local addresses with a TCP socket listening on ``port`` (from /proc/net/tcp*)."""
+def _listening_sockets(pids: set[int]) -> set[tuple[str, int]]:
+    """``(address, port)`` of every listening TCP socket that one of ``pids`` holds open:
+    /proc/<pid>/fd names each socket by inode, /proc/net/tcp and tcp6 give each inode's state
+    and local address (no package needed, unlike ``ss -ltnp``)."""
+    inodes = set()
+    for pid in pids:
+        try:
+            fds = list(Path(f"/proc/{pid}/fd").iterdir())
+        except OSError:  # exited meanwhile
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[len("socket:[") : -1])
     found = set()
     for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
         try:
-            lines = open(table).read().splitlines()[1:]
+            lines = Path(table).read_text().splitlines()[1:]
         except OSError:
             continue
         for line in lines:
-            local, state = line.split()[1], line.split()[3]
-            address, hex_port = local.split(":")
-            if state != "0A" or int(hex_port, 16) != port:  # 0A: LISTEN
+            fields = line.split()
+            local, state, inode = fields[1], fields[3], fields[9]
+            if state != "0A" or inode not in inodes:  # 0A: LISTEN
                 continue
-            found.add(_address(address, width))
+            address, hex_port = local.split(":")
+            found.add((_address(address, width), int(hex_port, 16)))
     return found
 
 

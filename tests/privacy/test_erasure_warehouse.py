@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import stat
 from datetime import date
 from types import SimpleNamespace
 
@@ -167,6 +168,9 @@ def test_exports_are_rewritten_with_their_checksums(erased):
         assert entry["bytes"] == path.stat().st_size
         assert entry["rows"] == 1
     assert (cycle / "winback.csv").read_text().splitlines()[1].startswith(f"{KEPT},")
+    # The rewritten build is protected as a cycle's export is: its owner's alone, read-only.
+    assert stat.S_IMODE(cycle.resolve().stat().st_mode) == 0o700
+    assert {stat.S_IMODE(path.stat().st_mode) for path in cycle.iterdir()} == {0o400}
 
 
 def test_report_counts_every_place_and_names_nobody(erased):

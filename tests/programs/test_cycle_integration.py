@@ -3,13 +3,19 @@ the ``run_programs`` task bodies); then the issue's promises are checked on what
 
 from __future__ import annotations
 
+import grp
 import hashlib
 import json
+import os
+import stat
+from dataclasses import replace
 
 import duckdb
 import pandas as pd
 import pytest
 from program_warehouse import FIRST_CYCLE, SECOND_CYCLE
+
+from programs.exports import BUILDS
 
 pytestmark = pytest.mark.integration
 
@@ -98,6 +104,41 @@ def test_manifest_checksums_latest_pointer_and_a_rerun_gives_the_same_bytes(
     cycle.export(two_cycles.settings, SECOND_CYCLE.isoformat())
     assert (exports_dir / SECOND_CYCLE.isoformat()).resolve() == target
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
+def _mode(path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def _build_modes(exports_dir) -> tuple[set[int], set[int], int]:
+    """The modes of the published build folders, of the files in them, and how many files."""
+    builds = [p for p in (exports_dir / BUILDS).iterdir() if not p.name.startswith(".")]
+    files = [path for build in builds for path in build.iterdir()]
+    return {_mode(b) for b in builds}, {_mode(f) for f in files}, len(files)
+
+
+def test_exports_are_readable_by_their_owner_only(two_cycles, exports_dir):
+    """Both cycles: the first written by ``cycle.run``, the second by the DAG's tasks."""
+    folders, files, count = _build_modes(exports_dir)
+    assert count >= 2 * 9  # two cycles of four programs (csv and parquet) and a manifest
+    assert folders == {0o700}
+    assert files == {0o400}
+
+
+def test_exports_are_also_the_groups_with_cx_personal_file_group(two_cycles, tmp_path):
+    from programs import cycle
+
+    group = grp.getgrgid(os.getgid()).gr_name  # one every user may give its files
+    settings = replace(
+        two_cycles.settings, exports_dir=tmp_path / "exports", personal_file_group=group
+    )
+    cycle.export(settings, SECOND_CYCLE.isoformat())
+    folders, files, count = _build_modes(settings.exports_dir)
+    assert count == 9
+    assert folders == {0o750}
+    assert files == {0o440}
+    for path in (settings.exports_dir / "latest").iterdir():
+        assert path.stat().st_gid == grp.getgrnam(group).gr_gid
 
 
 def test_lift_recovers_the_planted_effect_and_waits_for_open_windows(two_cycles):

@@ -3,7 +3,10 @@ publication with a latest pointer that follows the newest cycle."""
 
 from __future__ import annotations
 
+import grp
 import json
+import os
+import stat
 from datetime import date
 
 import pandas as pd
@@ -89,3 +92,31 @@ def test_latest_follows_the_newest_cycle_and_a_changed_cycle_replaces_its_folder
     assert not old_build.exists()  # the replaced build is cleaned up
     assert len(pd.read_csv(tmp_path / "latest" / "win_back.csv")) == 1
     assert (tmp_path / "latest").is_symlink() and (tmp_path / "2026-06-30").is_symlink()
+
+
+def _modes(exports_dir) -> dict[str, int]:
+    """Mode of every build folder and file under ``exports_dir`` (by path under .builds)."""
+    builds = exports_dir / exports.BUILDS
+    return {
+        str(path.relative_to(builds)): stat.S_IMODE(path.stat().st_mode)
+        for build in builds.iterdir()
+        for path in (build, *build.iterdir())
+    }
+
+
+def test_a_cycle_is_its_owners_alone_or_also_its_groups(tmp_path):
+    frames = {"win_back": exports.program_frame(_rows(), "win_back")}
+    june, may = date(2026, 6, 30), date(2026, 5, 31)
+    exports.write_cycle(tmp_path, june, frames, _manifest(june, frames))
+    modes = _modes(tmp_path)
+    assert len(modes) == 4  # the build and its csv, parquet and manifest
+    assert {mode for name, mode in modes.items() if "/" in name} == {0o400}
+    assert {mode for name, mode in modes.items() if "/" not in name} == {0o700}
+    # With a group (the user's own, which it may give as root or not): 0440 and 0750, and a
+    # build published before under other modes is brought in line.
+    group = grp.getgrgid(os.getgid()).gr_name
+    exports.write_cycle(tmp_path, may, frames, _manifest(may, frames), group=group)
+    modes = _modes(tmp_path)
+    assert len(modes) == 8
+    assert {mode for name, mode in modes.items() if "/" in name} == {0o440}
+    assert {mode for name, mode in modes.items() if "/" not in name} == {0o750}
