@@ -24,7 +24,7 @@ from config.settings import mask_url
 from ingestion.contract import TRANSACTIONS
 from ingestion.errors import ContractError, NoDataError, SourceUnavailableError
 from ingestion.land import SOURCE_SETTINGS
-from ingestion.readers import _fetch_text, _quote
+from ingestion.readers import _fetch_text, _quote, export_folder_date
 
 EXPORT_SUFFIX = {"surveys": ".jsonl", "calls": ".csv"}
 
@@ -100,10 +100,9 @@ def latest_export_folder(root: str, suffix: str) -> date | None:
         raise SourceUnavailableError(f"export root {root} does not exist")
     dated = []
     for entry in fs.ls(path, detail=False):
-        try:
-            dated.append((date.fromisoformat(PurePosixPath(entry).name), entry))
-        except ValueError:
-            continue
+        day = export_folder_date(PurePosixPath(entry).name)
+        if day is not None:
+            dated.append((day, entry))
     # Newest first, stopping at the first folder with a file: one listing on a long history.
     for day, entry in sorted(dated, reverse=True):
         if any(name.endswith(suffix) for name in fs.ls(entry, detail=False)):

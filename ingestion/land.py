@@ -30,7 +30,7 @@ from ingestion.lake import (
     stage_json,
     write_json_atomic,
 )
-from ingestion.parse import split_rows
+from ingestion.parse import account_files, split_rows
 from ingestion.readers import read_csv_exports, read_database_table, read_jsonl_exports
 from privacy.suppression import drop_suppressed, lake_lock, refilter_staged
 
@@ -134,6 +134,7 @@ def extract(
                 f"published; rerun {interval.name} once it is back."
             ) from error
         # Erased members' rows go nowhere: neither the lake nor the quarantine.
+        read = raw.relation
         kept, suppressed, suppression_version = drop_suppressed(con, settings, raw.relation)
         raw = replace(raw, relation=kept)
 
@@ -144,6 +145,10 @@ def extract(
         landed = _copy_parquet(con, good, staging / GOOD)
         if quarantined:
             _copy_parquet(con, bad, staging / BAD)
+        # Every row of every export file is accounted for, per file, or the landing stops.
+        accounting = {}
+        if table.source != "loyalty":
+            accounting = account_files(con, table, read, kept, raw.source_files)
     finally:
         con.close()
 
@@ -158,6 +163,7 @@ def extract(
         "watermark": list(watermark),
         "window": [b.isoformat() for b in window] if window else None,
         "source_files": raw.source_files,
+        "ignored": raw.ignored,
         "columns_missing": [c.name for c in table.columns if c.name not in raw.columns],
         "extra_columns": list(raw.extra_columns),
         "rows_landed": landed,
@@ -167,6 +173,9 @@ def extract(
         "bad_share": round(share, 6),
         "quarantine_reasons": reasons,
     }
+    for key in ("rows_read", "rows_outside_interval"):
+        if key in accounting:
+            manifest[key] = accounting[key]
     write_json_atomic(staging / MANIFEST, manifest)
     log.info(
         "%s: staged %d rows, quarantined %d (%.2f%%) for %s",

@@ -98,11 +98,16 @@ def split_rows(
         typed_columns.append(f"{typed} as {_quote(column.name)}")
 
     reason = "concat_ws('; ', " + ", ".join(problems) + ")" if problems else "''"
-    has_line = "_line" in {
+    raw_columns = {
         r[0] for r in con.execute(f"select column_name from (describe {raw})").fetchall()
     }
+    has_line = "_line" in raw_columns
     if has_line:
-        reason = f"case when _line is not null then 'unparseable line' else {reason} end"
+        # A reader says why a line could not be split when it knows (not UTF-8, say).
+        why = "'unparseable line'"
+        if "_line_reason" in raw_columns:
+            why = f"coalesce(_line_reason, {why})"
+        reason = f"case when _line is not null then {why} else {reason} end"
 
     start, end = (_literal(b.isoformat()) + "::TIMESTAMPTZ" for b in (interval_start, interval_end))
     lineage = [
@@ -171,3 +176,64 @@ def split_rows(
     if not extract.in_source_order:
         con.execute("drop table _checked")
     return good, bad
+
+
+# What became of every row read, per source file and in total: the manifest's accounting.
+ROW_COUNTS = (
+    "rows_read",
+    "rows_landed",
+    "rows_quarantined",
+    "rows_outside_interval",
+    "rows_suppressed",
+)
+
+
+def account_files(
+    con: duckdb.DuckDBPyConnection, table: Table, read: str, kept: str, source_files: list[dict]
+) -> dict[str, int]:
+    """Count, per source file, the rows read (``read``) and what became of each: landed
+    (``good_<table>``), quarantined (``bad_<table>``), outside the interval
+    (``outside_<table>``, when the split made one) or suppressed (read but not ``kept``: an
+    erased member's). Sets the counts on each file's entry of ``source_files`` and returns the
+    totals.
+
+    Raises ``IngestionError`` naming the file whose rows do not add up, so that a row lost
+    between reading and writing stops the landing rather than vanish.
+    """
+    from ingestion.errors import IngestionError
+
+    def by_file(relation: str) -> dict[str, int]:
+        return dict(
+            con.execute(f"select _source_file, count(*) from {relation} group by all").fetchall()
+        )
+
+    read_rows = by_file(read)
+    kept_rows = read_rows if kept == read else by_file(kept)
+    landed, quarantined = by_file(f"good_{table.name}"), by_file(f"bad_{table.name}")
+    has_outside = con.execute(
+        "select count(*) from duckdb_tables() where table_name = ?", [f"outside_{table.name}"]
+    ).fetchone()[0]
+    outside = by_file(f"outside_{table.name}") if has_outside else {}
+    unlisted = sorted(set(read_rows) - {fact["path"] for fact in source_files})
+    if unlisted:
+        raise IngestionError(f"{table.qualified_name}: rows read from unlisted file(s) {unlisted}")
+    totals = dict.fromkeys(ROW_COUNTS, 0)
+    for fact in source_files:
+        path = fact["path"]
+        counts = {
+            "rows_read": read_rows.get(path, 0),
+            "rows_landed": landed.get(path, 0),
+            "rows_quarantined": quarantined.get(path, 0),
+            "rows_outside_interval": outside.get(path, 0),
+            "rows_suppressed": read_rows.get(path, 0) - kept_rows.get(path, 0),
+        }
+        placed = sum(counts[key] for key in ROW_COUNTS[1:])
+        if placed != counts["rows_read"]:
+            raise IngestionError(
+                f"{table.qualified_name}: {path}: {counts['rows_read']} rows read, but "
+                f"{placed} landed, quarantined, outside the interval or suppressed ({counts})"
+            )
+        fact.update(counts)
+        for key, count in counts.items():
+            totals[key] += count
+    return totals

@@ -8,7 +8,12 @@ columns the source carries, plus ``_extra_fields`` (unknown columns as a JSON ob
 from __future__ import annotations
 
 import csv
-import io
+import logging
+import os
+import re
+import shutil
+import tempfile
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import PurePosixPath
@@ -21,6 +26,8 @@ import sqlalchemy as sa
 from ingestion.contract import EMOTIONS, Table
 from ingestion.errors import ContractError, SourceUnavailableError
 from ingestion.lake import Interval
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -36,6 +43,8 @@ class RawExtract:
     # single stream is: the split keeps that order without sorting (DuckDB preserves insertion
     # order), which at a million members saves sorting 23 million rows.
     in_source_order: bool = False
+    # Export files and folders passed over (path, reason): listed in the manifest, not dropped.
+    ignored: list[dict] = field(default_factory=list)
 
 
 def _quote(name: str) -> str:
@@ -310,34 +319,76 @@ def _fetch_text(
 
 # --- Export folders (surveys, calls) ------------------------------------------------------------
 
+_EXPORT_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_BOM = b"\xef\xbb\xbf"
 
-def export_files(root: str, interval: Interval, suffix: str) -> list[str]:
+
+def export_folder_date(name: str) -> date | None:
+    """The date an export folder is named for (``YYYY-MM-DD``), or None when it is not one
+    (``latest``, ``2026-13-40``, ``20260601``)."""
+    if not _EXPORT_DATE.fullmatch(name):
+        return None
+    try:
+        return date.fromisoformat(name)
+    except ValueError:
+        return None
+
+
+@dataclass
+class ExportListing:
+    """An interval's export files, and what else was found under the root and passed over."""
+
+    files: list[str]
+    ignored: list[dict]  # path, reason
+
+
+def export_files(root: str, interval: Interval, suffix: str) -> ExportListing:
     """Files under ``<root>/<YYYY-MM-DD>/`` whose folder date falls in the interval, sorted.
 
-    Folders not named as a date are ignored; a missing root is an error, an empty one is not.
+    What is passed over is listed with the reason and logged as a warning, never skipped in
+    silence: at the root, a folder not named as a date or a loose file; in the interval's
+    folders, anything that is not a ``*<suffix>`` file. A missing root is an error, an empty
+    one is not.
     """
     fs, path = fsspec.core.url_to_fs(root)
     if not fs.exists(path):
         raise SourceUnavailableError(f"export root {root} does not exist")
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+
+    def shown(entry: str) -> str:
+        return entry if protocol in ("file", "local") else f"{protocol}://{entry}"
+
+    ignored: list[dict] = []
+
+    def ignore(entry: str, reason: str) -> None:
+        ignored.append({"path": shown(entry), "reason": reason})
+        log.warning("export root %s: ignoring %s: %s", root, shown(entry), reason)
+
     first = interval.start.date() if not interval.is_full_history else date.min
     last = interval.end.date()
     files = []
-    for entry in sorted(fs.ls(path, detail=False)):
-        name = PurePosixPath(entry).name
-        try:
-            folder_date = date.fromisoformat(name)
-        except ValueError:
+    for entry in sorted(fs.ls(path, detail=True), key=lambda e: e["name"]):
+        name = PurePosixPath(entry["name"]).name
+        if entry["type"] != "directory":
+            ignore(entry["name"], "a file outside the dated export folders (<root>/YYYY-MM-DD/)")
+            continue
+        folder_date = export_folder_date(name)
+        if folder_date is None:
+            ignore(entry["name"], "a folder not named as an export date (YYYY-MM-DD)")
             continue
         # The interval is half-open: a folder dated on the end day belongs to the next run,
         # unless the end is not midnight (then that day is partly inside).
         if first <= folder_date < last or (
             folder_date == last and interval.end.time() != datetime.min.time()
         ):
-            files.extend(sorted(f for f in fs.ls(entry, detail=False) if f.endswith(suffix)))
-    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
-    if protocol in ("file", "local"):
-        return files
-    return [f"{protocol}://{f}" for f in files]
+            for item in sorted(fs.ls(entry["name"], detail=True), key=lambda e: e["name"]):
+                if item["type"] == "directory":
+                    ignore(item["name"], "a folder inside an export folder")
+                elif not item["name"].endswith(suffix):
+                    ignore(item["name"], f"not a {suffix} file")
+                else:
+                    files.append(item["name"])
+    return ExportListing([shown(f) for f in files], ignored)
 
 
 def _register_filesystem(con: duckdb.DuckDBPyConnection, root: str) -> None:
@@ -347,17 +398,25 @@ def _register_filesystem(con: duckdb.DuckDBPyConnection, root: str) -> None:
         con.register_filesystem(fs)
 
 
-def _file_facts(files: list[str]) -> list[dict]:
+def _file_facts(files: list[str], empty_lines: set[str] | None = None) -> list[dict]:
+    """Size, checksum and duplicate of each file; the paths of those holding an empty line are
+    added to ``empty_lines`` when it is given (found in the same pass over the bytes)."""
     import hashlib
 
     facts = []
     for path in files:
         digest = hashlib.sha256()
         size = 0
+        tail = b""
         with fsspec.open(path, "rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
                 size += len(block)
+                if empty_lines is not None and path not in empty_lines:
+                    window = tail + block
+                    if b"\n\n" in window or b"\n\r\n" in window:
+                        empty_lines.add(path)
+                    tail = block[-2:]
         facts.append({"path": path, "bytes": size, "sha256": digest.hexdigest()})
     seen: dict[str, str] = {}
     for fact in facts:
@@ -369,12 +428,68 @@ def _file_facts(files: list[str]) -> list[dict]:
     return facts
 
 
+def _undecodable_reason(line: bytes, error: UnicodeDecodeError, number: int) -> str:
+    column = len(line[: error.start].decode("utf-8", "replace")) + 1
+    return f"invalid UTF-8: byte 0x{line[error.start]:02x} on line {number}, column {column}"
+
+
+def _jsonl_lines_python(path: str) -> pa.Table:
+    """The lines of a JSON Lines file that is not all UTF-8, as ``read_jsonl_exports`` splits
+    them in DuckDB (on LF, carriage returns dropped, byte-order marks stripped), each line
+    decoded alone: a line that does not decode keeps its bytes escaped (``\\xe9``) and the
+    reason."""
+    with fsspec.open(path, "rb") as handle:
+        data = handle.read()
+    while data.startswith(_BOM):
+        data = data[len(_BOM) :]
+    numbers, lines, reasons = [], [], []
+    for number, line in enumerate(data.replace(b"\r", b"").split(b"\n"), start=1):
+        try:
+            text, reason = line.decode("utf-8"), None
+        except UnicodeDecodeError as error:
+            text = line.decode("utf-8", "backslashreplace")
+            reason = _undecodable_reason(line, error, number)
+        numbers.append(number)
+        lines.append(text)
+        reasons.append(reason)
+    return pa.table(
+        {
+            "filename": pa.array([path] * len(lines), pa.string()),
+            "line_number": pa.array(numbers, pa.int64()),
+            "line": pa.array(lines, pa.string()),
+            "line_reason": pa.array(reasons, pa.string()),
+        }
+    )
+
+
+def _jsonl_checked_sql(numbered: str) -> str:
+    """Lines (``filename, line_number, line, line_reason``) checked as JSON objects."""
+    return f"""
+        with checked as (
+            select filename, line_number, line, line_reason,
+                case when line_reason is null and json_valid(line) then line end as valid_json
+            from {numbered}
+            where trim(line) <> ''
+        )
+        -- Only lines that are JSON objects reach the JSON functions, which raise on bad input.
+        select filename as _source_file, line_number::BIGINT as _source_row, line as _line,
+            line_reason as _line_reason,
+            case when json_type(valid_json) = 'OBJECT' then valid_json end as _object,
+            _object is not null as _is_object
+        from checked
+        """
+
+
 def read_jsonl_exports(
     con: duckdb.DuckDBPyConnection, root: str, table: Table, interval: Interval
 ) -> RawExtract:
     """Survey exports: one JSON object per line. Lines that are not JSON objects are kept for
-    quarantine; the ``emotions`` object is flattened into ``emotion_<item>`` columns."""
-    files = export_files(root, interval, ".jsonl")
+    quarantine; the ``emotions`` object is flattened into ``emotion_<item>`` columns.
+
+    Files are decoded in DuckDB; the rare file that is not all UTF-8 is split into lines in
+    Python instead, so that only its undecodable lines are quarantined (with the reason)."""
+    listing = export_files(root, interval, ".jsonl")
+    files = listing.files
     relation = f"raw_{table.source}_{table.name}"
     _register_filesystem(con, root)
     names = [c.name for c in table.columns]
@@ -383,34 +498,40 @@ def read_jsonl_exports(
         columns = ", ".join(f"NULL::VARCHAR as {_quote(n)}" for n in names)
         con.execute(
             f"create or replace temp table {relation} as select {columns}, NULL::VARCHAR as _extra_fields,"
-            " NULL::VARCHAR as _source_file, NULL::BIGINT as _source_row, NULL::VARCHAR as _line limit 0"
+            " NULL::VARCHAR as _source_file, NULL::BIGINT as _source_row, NULL::VARCHAR as _line,"
+            " NULL::VARCHAR as _line_reason limit 0"
         )
-        return RawExtract(relation, tuple(names), ())
+        return RawExtract(relation, tuple(names), (), ignored=listing.ignored)
     file_list = "[" + ", ".join(_literal(f) for f in files) + "]"
-    con.execute(
-        f"""
-        create or replace temp table _lines as
-        with texts as (
-            select filename, string_split(replace(content, chr(13), ''), chr(10)) as lines
-            from read_text({file_list})
-        ),
-        numbered as (
-            select filename, unnest(lines) as line, generate_subscripts(lines, 1) as line_number
-            from texts
+    # try(decode()) is NULL for a file that is not all UTF-8: it yields no line here, and is
+    # read again below, in Python, once it is known.
+    numbered = f"""(
+        select filename, unnest(lines) as line, generate_subscripts(lines, 1) as line_number,
+            NULL::VARCHAR as line_reason
+        from (
+            select filename,
+                string_split(replace(ltrim(try(decode(content)), chr(65279)), chr(13), ''),
+                    chr(10)) as lines
+            from read_blob({file_list})
         )
-        , checked as (
-            select filename, line_number, line,
-                case when json_valid(line) then line end as valid_json
-            from numbered
-            where trim(line) <> ''
-        )
-        -- Only lines that are JSON objects reach the JSON functions, which raise on bad input.
-        select filename as _source_file, line_number::BIGINT as _source_row, line as _line,
-            case when json_type(valid_json) = 'OBJECT' then valid_json end as _object,
-            _object is not null as _is_object
-        from checked
-        """
-    )
+    )"""
+    con.execute(f"create or replace temp table _lines as {_jsonl_checked_sql(numbered)}")
+    found = {row[0] for row in con.execute("select distinct _source_file from _lines").fetchall()}
+    missing = [f for f in files if f not in found]  # empty, blank, or not UTF-8
+    if missing:
+        undecodable = con.execute(
+            f"select filename from read_blob({'[' + ', '.join(_literal(f) for f in missing) + ']'}) "
+            "where try(decode(content)) is null"
+        ).fetchall()
+        for (path,) in undecodable:
+            log.warning(
+                "survey export %s is not all UTF-8: its undecodable lines are quarantined", path
+            )
+            con.register("_python_lines", _jsonl_lines_python(path))
+            try:
+                con.execute(f"insert into _lines {_jsonl_checked_sql('_python_lines')}")
+            finally:
+                con.unregister("_python_lines")
     drop_known = "{" + ", ".join(f'"{n}": null' for n in direct + ["emotions"]) + "}"
     fields = [
         f"json_extract_string(_object, {_literal('$.' + n)}) as {_quote(n)}" for n in direct
@@ -426,7 +547,8 @@ def read_jsonl_exports(
                 nullif(json_merge_patch(_object, {_literal(drop_known)})::VARCHAR, '{{}}')
             end as _extra_fields,
             _source_file, _source_row,
-            case when not _is_object then _line end as _line
+            case when not _is_object then _line end as _line,
+            case when not _is_object then _line_reason end as _line_reason
         from _lines
         """
     )
@@ -444,89 +566,275 @@ def read_jsonl_exports(
         if row:
             raise ContractError(f"survey export {row[0]}: required field {name!r} is missing")
     con.execute("drop table _lines")
-    return RawExtract(relation, tuple(names), (), source_files=_file_facts(files))
+    return RawExtract(
+        relation, tuple(names), (), source_files=_file_facts(files), ignored=listing.ignored
+    )
 
 
-def _csv_header(path: str) -> list[str]:
-    with fsspec.open(path, "r", encoding="utf-8", newline="") as handle:
-        first = handle.readline()
+# The delimiters a call export may use, as a message names them.
+CSV_DELIMITERS = {",": "','", ";": "';'", "\t": "tab", "|": "'|'"}
+_HEADER_LIMIT = 1 << 20
+
+
+@dataclass(frozen=True)
+class _CsvHeader:
+    columns: tuple[str, ...]
+    delimiter: str
+
+
+def _csv_header(path: str, required: tuple[str, ...]) -> _CsvHeader | None:
+    """The columns and delimiter of a call export's header line; None for an empty file.
+
+    The delimiter is the one of ``CSV_DELIMITERS`` that splits the header into all the
+    ``required`` columns, else into the most columns. Raises ``ContractError`` naming the file
+    (and the delimiter) when a required column is missing, a column is repeated, or the file
+    has no header line before its rows.
+    """
+    with fsspec.open(path, "rb") as handle:
+        first = handle.readline(_HEADER_LIMIT).removeprefix(_BOM)
+        line = first.split(b"\n")[0].split(b"\r")[0]
+        if not line.strip():
+            if any(block.strip() for block in iter(lambda: handle.read(1 << 20), b"")):
+                raise ContractError(f"call export {path}: the first line is empty, not a header")
+            return None  # an empty file: nothing delivered that day
     try:
-        return next(csv.reader(io.StringIO(first)))
-    except StopIteration:
-        return []
+        text, undecodable = line.decode("utf-8"), None
+    except UnicodeDecodeError as error:
+        # A stray byte in an unknown column's name need not stop the file; in a required
+        # column's name, it does (below).
+        text, undecodable = line.decode("utf-8", "replace"), error
+    splits = []
+    for delimiter in CSV_DELIMITERS:
+        columns = [c.strip() for c in next(csv.reader([text], delimiter=delimiter))]
+        splits.append((all(r in columns for r in required), len(columns), delimiter, columns))
+    # max() keeps the first of equals: the comma, then the order above.
+    _, count, delimiter, columns = max(splits, key=lambda split: split[:2])
+    missing = [name for name in required if name not in columns]
+    if missing:
+        if undecodable is not None:
+            raise ContractError(
+                f"call export {path} is not UTF-8: byte 0x{line[undecodable.start]:02x} at "
+                f"position {undecodable.start + 1} of the header line, which lacks required "
+                f"column(s) {missing}"
+            )
+        if count == 1:
+            others = Counter(c for c in text if not c.isalnum() and c not in "_- '\"")
+            found = (
+                f"; it seems delimited by {others.most_common(1)[0][0]!r}, which is not one"
+                if others
+                else ""
+            )
+            raise ContractError(
+                f"call export {path}: required column(s) {missing} missing from the header: "
+                f"none of the delimiters {', '.join(CSV_DELIMITERS.values())} splits it"
+                f"{found} ({text[:120]!r})"
+            )
+        raise ContractError(
+            f"call export {path}: required column(s) {missing} missing from the header, read "
+            f"as {count} columns delimited by {CSV_DELIMITERS[delimiter]}: {columns[:20]}"
+        )
+    if undecodable is not None:
+        log.warning("call export %s: the header is not all UTF-8: %r", path, text)
+    # A nameless column gets DuckDB's kind of name; a repeated one is ambiguous.
+    columns = [c or f"column{position}" for position, c in enumerate(columns, start=1)]
+    folded = [c.lower() for c in columns]  # DuckDB's column names ignore case
+    repeated = sorted({c for c in columns if folded.count(c.lower()) > 1})
+    if repeated:
+        raise ContractError(f"call export {path}: column(s) {repeated} repeated in the header")
+    return _CsvHeader(tuple(columns), delimiter)
+
+
+def _blank_records(path: str, delimiter: str) -> list[tuple[str, int]]:
+    """The data rows of a CSV file that are empty lines, numbered as DuckDB numbers rows (it
+    skips them without a trace). Only for the rare file with an empty line."""
+    with fsspec.open(path, "r", encoding="utf-8", errors="replace", newline="") as handle:
+        reader = csv.reader(handle, delimiter=delimiter)
+        try:
+            next(reader, None)
+            return [(path, number) for number, record in enumerate(reader, start=1) if not record]
+        except csv.Error:
+            return []  # then rows after an empty line are numbered a little early
+
+
+def _normalized_copy(path: str, folder: str) -> str:
+    """A copy of the file with every line break a LF, for a file that mixes CRLF, LF and CR
+    (which DuckDB's reader refuses as a whole)."""
+    with fsspec.open(path, "rb") as handle:
+        data = handle.read()
+    copy = os.path.join(folder, f"{len(os.listdir(folder))}.csv")
+    with open(copy, "wb") as out:
+        out.write(data.replace(b"\r\n", b"\n").replace(b"\r", b"\n"))
+    return copy
+
+
+def _read_csv_sql(files: list[str], header: _CsvHeader, number: int) -> str:
+    columns = "{" + ", ".join(f"{_literal(c)}: 'VARCHAR'" for c in header.columns) + "}"
+    return f"""
+        create or replace temp table _csv_{number} as
+        select *, row_number() over (partition by _source_file order by _rowid) as _ordinal
+        from (
+            select *, row_number() over () as _rowid
+            from read_csv([{", ".join(_literal(f) for f in files)}], header = true,
+                auto_detect = false, columns = {columns}, delim = {_literal(header.delimiter)},
+                quote = '"', escape = '"', filename = '_source_file', store_rejects = true,
+                rejects_table = '_rejects_{number}', rejects_scan = '_scans_{number}',
+                max_line_size = 10000000)
+        )
+        """
 
 
 def read_csv_exports(
     con: duckdb.DuckDBPyConnection, root: str, table: Table, interval: Interval
 ) -> RawExtract:
     """Call-center exports: UTF-8 CSV with a header. Each file's header is checked against the
-    contract first; rows DuckDB cannot split are kept (with the line) for quarantine."""
-    files = export_files(root, interval, ".csv")
+    contract first and gives its delimiter; rows DuckDB cannot split (cut off, not UTF-8) are
+    kept, with the line and the reason, for quarantine."""
+    listing = export_files(root, interval, ".csv")
+    files = listing.files
     relation = f"raw_{table.source}_{table.name}"
     names = [c.name for c in table.columns]
     _register_filesystem(con, root)
     extras: list[str] = []
-    by_header: dict[tuple[str, ...], list[str]] = {}
+    by_header: dict[_CsvHeader, list[str]] = {}
     for path in files:
-        try:
-            header = tuple(h.strip() for h in _csv_header(path))
-        except UnicodeDecodeError as error:
-            raise ContractError(f"call export {path} is not UTF-8: {error}") from None
-        if not header:
-            continue  # an empty file: nothing delivered that day
-        missing = [name for name in table.required if name not in header]
-        if missing:
-            raise ContractError(
-                f"call export {path}: required column(s) {missing} missing from the header"
-            )
-        extras.extend(h for h in header if h not in names and h not in extras)
+        header = _csv_header(path, table.required)
+        if header is None:
+            continue
+        extras.extend(h for h in header.columns if h not in names and h not in extras)
         by_header.setdefault(header, []).append(path)
+    with_empty_lines: set[str] = set()
+    facts = _file_facts(files, with_empty_lines)
 
     # DuckDB keeps rejected rows only without union_by_name, so files are read one group of
-    # identical headers at a time and stacked by name.
+    # identical headers at a time and stacked by name. A group DuckDB refuses as a whole (a
+    # stray carriage return does that) is read file by file, a refused file from a copy with
+    # its line breaks made uniform; ``reads`` maps each read's number to the file it stands
+    # for when that is a copy.
+    copies = tempfile.mkdtemp(prefix="cx-csv-")
     parts = []
-    for number, (header, group) in enumerate(sorted(by_header.items())):
-        file_list = "[" + ", ".join(_literal(f) for f in group) + "]"
-        con.execute(
-            f"""
-            create or replace temp table _csv_{number} as
-            select *, row_number() over (partition by filename order by rowid) as _source_row
-            from (
-                select *, row_number() over () as rowid
-                from read_csv({file_list}, header = true, all_varchar = true, filename = true,
-                    store_rejects = true, rejects_table = '_rejects_{number}',
-                    rejects_scan = '_scans_{number}', max_line_size = 10000000)
+    reads: list[tuple[int, _CsvHeader, dict[str, str]]] = []
+    try:
+        for header, group in sorted(by_header.items(), key=lambda item: item[1][0]):
+            try:
+                con.execute(_read_csv_sql(group, header, len(reads)))
+                reads.append((len(reads), header, {}))
+                continue
+            except duckdb.InvalidInputException:
+                pass
+            for path in group:
+                try:
+                    con.execute(_read_csv_sql([path], header, len(reads)))
+                    reads.append((len(reads), header, {}))
+                    continue
+                except duckdb.InvalidInputException:
+                    pass
+                copy = _normalized_copy(path, copies)
+                try:
+                    con.execute(_read_csv_sql([copy], header, len(reads)))
+                except duckdb.InvalidInputException as error:
+                    raise ContractError(
+                        f"call export {path} cannot be read as CSV: {str(error).splitlines()[0]}"
+                    ) from None
+                log.warning("call export %s mixes line breaks; read with each one a LF", path)
+                reads.append((len(reads), header, {copy: path}))
+        for number, header, originals in reads:
+            parts.extend(
+                _csv_parts(con, number, header, names, extras, originals, with_empty_lines)
             )
-            """
-        )
-        select = [
-            f"nullif(trim({_quote(n)}), '') as {_quote(n)}"
-            if n in header
-            else f"NULL::VARCHAR as {_quote(n)}"
-            for n in names
-        ]
-        own_extras = [e for e in extras if e in header]
-        parts.append(
-            f"select {', '.join(select)}, {_extra_fields_sql(own_extras)} as _extra_fields, "
-            f"filename as _source_file, _source_row, NULL::VARCHAR as _line from _csv_{number}"
-        )
-        # DuckDB records one error per missing column of a cut-off row: one line, one reject.
-        parts.append(
-            f"""select scans.file_path as _source_file, errors.line::BIGINT - 1 as _source_row,
-                coalesce(min(errors.csv_line), '') || ' ['
-                    || string_agg(distinct errors.error_type, ', ' order by errors.error_type)
-                    || ']' as _line
-            from _rejects_{number} as errors
-            join _scans_{number} as scans using (scan_id, file_id)
-            group by scans.file_path, errors.line"""
-        )
+    finally:
+        shutil.rmtree(copies, ignore_errors=True)
     if not parts:
         columns = ", ".join(f"NULL::VARCHAR as {_quote(n)}" for n in names)
         parts.append(
             f"select {columns}, NULL::VARCHAR as _extra_fields, NULL::VARCHAR as _source_file, "
-            "NULL::BIGINT as _source_row, NULL::VARCHAR as _line limit 0"
+            "NULL::BIGINT as _source_row, NULL::VARCHAR as _line, NULL::VARCHAR as _line_reason "
+            "limit 0"
         )
     con.execute(f"create or replace temp table {relation} as " + " union all by name ".join(parts))
-    for number in range(len(by_header)):
+    for number, _, _ in reads:
         con.execute(f"drop table _csv_{number}")
-    return RawExtract(relation, tuple(names), tuple(extras), source_files=_file_facts(files))
+        con.execute(f"drop table if exists _skipped_{number}")
+    return RawExtract(
+        relation, tuple(names), tuple(extras), source_files=facts, ignored=listing.ignored
+    )
+
+
+def _csv_parts(
+    con: duckdb.DuckDBPyConnection,
+    number: int,
+    header: _CsvHeader,
+    names: list[str],
+    extras: list[str],
+    originals: dict[str, str],
+    with_empty_lines: set[str],
+) -> list[str]:
+    """SQL for the rows of read ``number`` and for its rejected lines, each numbered by its
+    data row in the file (``_source_row``, the header excluded)."""
+
+    def source_file(column: str) -> str:
+        if not originals:
+            return column
+        (copy, original), *_ = originals.items()
+        return f"replace({column}, {_literal(copy)}, {_literal(original)})"
+
+    # DuckDB records one error per missing column of a cut-off row: one line, one reject.
+    rejects = f"""
+        select scans.file_path as _source_file, errors.line::BIGINT - 1 as _source_row,
+            coalesce(min(errors.csv_line), '') || ' ['
+                || string_agg(distinct errors.error_type, ', ' order by errors.error_type)
+                || ']' as _line,
+            case when bool_or(errors.error_type = 'INVALID ENCODING')
+                then 'invalid UTF-8: on line ' || errors.line end as _line_reason
+        from _rejects_{number} as errors
+        join _scans_{number} as scans using (scan_id, file_id)
+        group by scans.file_path, errors.line"""
+    # The rows DuckDB returns are numbered in order, then moved past the rows it did not
+    # return before them: its rejects, and the empty lines it skips (found in Python, in the
+    # rare file that has one).
+    con.execute(
+        f"create or replace temp table _skipped_{number} as "
+        f"select _source_file, _source_row from ({rejects})"
+    )
+    files = [
+        f[0] for f in con.execute(f"select distinct _source_file from _csv_{number}").fetchall()
+    ]
+    for path in files:
+        if originals.get(path, path) in with_empty_lines:
+            blank = _blank_records(path, header.delimiter)
+            if blank:
+                con.executemany(f"insert into _skipped_{number} values (?, ?)", blank)
+    skipped = con.execute(f"select count(*) from _skipped_{number}").fetchone()[0]
+    if skipped:
+        numbered = f"""(
+            select rows.*, rows._ordinal + coalesce(before._rank, 0) as _source_row
+            from _csv_{number} as rows
+            asof left join (
+                -- The k-th row returned comes after the j-th row skipped when fewer than k
+                -- rows were returned before that one (its row number less j).
+                select _source_file, _source_row - _rank as _returned_before,
+                    max(_rank) as _rank
+                from (
+                    select distinct _source_file, _source_row, dense_rank() over (
+                        partition by _source_file order by _source_row) as _rank
+                    from _skipped_{number}
+                )
+                group by all
+            ) as before
+                on rows._source_file = before._source_file
+                and rows._ordinal > before._returned_before
+        )"""
+    else:
+        numbered = f"(select *, _ordinal as _source_row from _csv_{number})"
+    select = [
+        f"nullif(trim({_quote(n)}), '') as {_quote(n)}"
+        if n in header.columns
+        else f"NULL::VARCHAR as {_quote(n)}"
+        for n in names
+    ]
+    own_extras = [e for e in extras if e in header.columns]
+    return [
+        f"select {', '.join(select)}, {_extra_fields_sql(own_extras)} as _extra_fields, "
+        f"{source_file('_source_file')} as _source_file, _source_row, NULL::VARCHAR as _line, "
+        f"NULL::VARCHAR as _line_reason from {numbered}",
+        f"select * replace ({source_file('_source_file')} as _source_file) from ({rejects})",
+    ]
