@@ -59,6 +59,13 @@ class Table:
     # Whether a missing watermark column means "re-read a lookback window" (facts) rather than
     # "take a full snapshot" (dimensions).
     lookback_when_no_watermark: bool = False
+    # A column whose values tell a record's versions apart (members' updated_at): two landed rows
+    # of one key that differ in it are an update; rows that differ elsewhere only are a
+    # conflicting duplicate, which the warehouse settles by landing order.
+    versioned_by: str | None = None
+    # A column that only stamps when the platform recorded the row (transactions' recorded_at):
+    # rows that differ in it alone are one record delivered again, not a conflict.
+    delivery_stamp: str | None = None
 
     @property
     def qualified_name(self) -> str:
@@ -82,6 +89,7 @@ MEMBERS = Table(
     name="members",
     key="member_id",
     watermarks=("updated_at",),
+    versioned_by="updated_at",
     columns=(
         Column("member_id", TEXT, required=True),
         Column("enrolled_at", TIMESTAMP, required=True),
@@ -105,6 +113,7 @@ TRANSACTIONS = Table(
     key="transaction_id",
     watermarks=("recorded_at", "occurred_at"),
     lookback_when_no_watermark=True,
+    delivery_stamp="recorded_at",
     columns=(
         Column("transaction_id", TEXT, required=True),
         Column("member_id", TEXT, required=True),

@@ -20,7 +20,12 @@ import duckdb
 from config import Settings
 from ingestion import contract
 from ingestion.contract import Table
-from ingestion.errors import SourceUnavailableError, TooManyBadRowsError, ValidationFailedError
+from ingestion.errors import (
+    IngestionError,
+    SourceUnavailableError,
+    TooManyBadRowsError,
+    ValidationFailedError,
+)
 from ingestion.lake import (
     BEGINNING,
     Interval,
@@ -30,8 +35,14 @@ from ingestion.lake import (
     stage_json,
     write_json_atomic,
 )
-from ingestion.parse import account_files, split_rows
-from ingestion.readers import read_csv_exports, read_database_table, read_jsonl_exports
+from ingestion.parse import FUTURE_WATERMARK, account_files, split_rows
+from ingestion.readers import (
+    _literal,
+    _quote,
+    read_csv_exports,
+    read_database_table,
+    read_jsonl_exports,
+)
 from privacy.suppression import drop_suppressed, lake_lock, refilter_staged
 
 log = logging.getLogger(__name__)
@@ -61,10 +72,25 @@ class Landing:
 def resolve_interval(
     lake: Lake, table: Table, start: datetime, end: datetime, full_history: bool
 ) -> Interval:
-    """The interval a run extracts: its own, or everything before ``end`` on a first load."""
-    if full_history or not lake.has_history_before(table, start):
+    """The interval a run extracts: exactly its own, or everything before ``end`` for a
+    ``full_history`` run and a table's first load.
+
+    A first load is a run with nothing landed before its interval nor covering it; a rerun of
+    it (a landing of the whole history that ends where the run ends) replaces it. A manual run
+    or a backfill for a day inside the first load reads that day alone: re-landing the whole
+    history would add an overlapping partition for nothing.
+    """
+    if full_history:
         return Interval(BEGINNING, end)
-    return Interval(start, end)
+    exact = Interval(start, end)
+    if lake.has_history_before(table, start):
+        return exact
+    landed = lake.partitions(table)
+    if any(p.is_full_history and p.end == end for p in landed):
+        return Interval(BEGINNING, end)
+    if any(p.start <= start and end <= p.end for p in landed):
+        return exact
+    return Interval(BEGINNING, end)
 
 
 # DuckDB's share of an ingestion task; past it, the extract spills to the staging folder, so a
@@ -97,6 +123,81 @@ def _reason_summary(con: duckdb.DuckDBPyConnection, bad: str) -> list[dict]:
         """
     ).fetchall()
     return [{"reason": r[0], "rows": r[1], "example_file": r[2], "example_row": r[3]} for r in rows]
+
+
+def _account_database_table(
+    con: duckdb.DuckDBPyConnection,
+    table: Table,
+    read: str,
+    landed: int,
+    quarantined: int,
+    suppressed: int,
+) -> dict[str, int]:
+    """The rows a database read brought (``read``, before erased members' were dropped), and
+    those that belong to other intervals (``parse.split_rows``'s ``outside_<table>``). Raises
+    ``IngestionError`` unless every row read was landed, quarantined, outside or suppressed."""
+    rows_read = con.execute(f"select count(*) from {read}").fetchone()[0]
+    outside = con.execute(f"select count(*) from outside_{table.name}").fetchone()[0]
+    if landed + quarantined + outside + suppressed != rows_read:
+        raise IngestionError(
+            f"{table.qualified_name}: {rows_read} rows read, but {landed} landed, {quarantined} "
+            f"quarantined, {outside} outside the interval and {suppressed} suppressed"
+        )
+    return {"rows_read": rows_read, "rows_outside_interval": outside}
+
+
+def _conflicting_duplicates(
+    con: duckdb.DuckDBPyConnection, lake: Lake, table: Table, interval: Interval, rows: Path
+) -> int:
+    """The keys of the staged ``rows`` landed with other values too: twice in this landing, or
+    already in another partition of the lake. The warehouse keeps one version of each (see
+    dbt_project/README.md, Deduplication); two rows differing in ``table.versioned_by`` are an
+    update, and two differing in ``table.delivery_stamp`` alone one record delivered again.
+
+    A full load is compared within itself only: it reads the whole source again, and taking
+    its rows over older landings is what it is for."""
+    key = _quote(table.key)
+    group = ", ".join(_quote(c) for c in (table.key, table.versioned_by) if c)
+    columns = ", ".join(_quote(c.name) for c in table.columns if c.name != table.delivery_stamp)
+    landing = f"(select {columns} from read_parquet({_literal(str(rows))}))"
+    earlier = "(select * from landing where false)"
+    others = [p for p in lake.partitions(table) if p != interval]
+    if others and not interval.is_full_history:
+        files = ", ".join(_literal(str(lake.raw_path(table, p))) for p in others)
+        # The keys alone first: most days deliver no key the lake holds, and then no other
+        # column of the lake is read.
+        found = con.execute(
+            f"""
+            select distinct filename
+            from read_parquet([{files}], filename = true, union_by_name = true)
+            where {key} in (select {key} from {landing})
+            """
+        ).fetchall()
+        if found:
+            matched = ", ".join(_literal(row[0]) for row in found)
+            earlier = (
+                f"(select {columns} from read_parquet([{matched}], union_by_name = true) "
+                f"where {key} in (select {key} from landing))"
+            )
+    return con.execute(
+        f"""
+        with
+        landing as {landing},
+        earlier as {earlier},
+        repeated as (
+            select {key} from (
+                select {key} from landing union all select {key} from earlier
+            ) group by {key} having count(*) > 1
+        ),
+        versions as (
+            select distinct * from (select * from landing union all select * from earlier)
+            where {key} in (select {key} from repeated)
+        )
+        select count(distinct {key}) from (
+            select {group} from versions group by {group} having count(*) > 1
+        )
+        """
+    ).fetchone()[0]
 
 
 def extract(
@@ -149,11 +250,20 @@ def extract(
         accounting = {}
         if table.source != "loyalty":
             accounting = account_files(con, table, read, kept, raw.source_files)
+        if table.source == "loyalty":
+            accounting = _account_database_table(con, table, read, landed, quarantined, suppressed)
+        # Rows dated after a full load's end are quarantined for what they say of that run, not
+        # for a bad value: their own day lands them, and they are not held against the source.
+        future = con.execute(
+            f"select count(*) from {bad} where _reject_reason like '{FUTURE_WATERMARK}:%' "
+            "and _reject_reason not like '%; %'"
+        ).fetchone()[0]
+        conflicts = _conflicting_duplicates(con, lake, table, interval, staging / GOOD)
     finally:
         con.close()
 
-    total = landed + quarantined
-    share = quarantined / total if total else 0.0
+    total = landed + quarantined - future
+    share = (quarantined - future) / total if total else 0.0
     manifest = {
         "source": table.source,
         "table": table.name,
@@ -176,6 +286,8 @@ def extract(
     for key in ("rows_read", "rows_outside_interval"):
         if key in accounting:
             manifest[key] = accounting[key]
+    manifest["rows_quarantined_future"] = future
+    manifest["conflicting_duplicates"] = conflicts
     write_json_atomic(staging / MANIFEST, manifest)
     log.info(
         "%s: staged %d rows, quarantined %d (%.2f%%) for %s",
@@ -186,9 +298,10 @@ def extract(
         interval.name,
     )
     if share > settings.bad_row_threshold:
-        worst = reasons[0]
+        worst = next((r for r in reasons if r["reason"] != FUTURE_WATERMARK), reasons[0])
         raise TooManyBadRowsError(
-            f"{table.qualified_name}: {quarantined} of {total} rows ({share:.1%}) are bad, above "
+            f"{table.qualified_name}: {quarantined - future} of {total} rows ({share:.1%}) are "
+            f"bad, above "
             f"CX_BAD_ROW_THRESHOLD={settings.bad_row_threshold}; most common: '{worst['reason']}' "
             f"({worst['rows']} rows, e.g. {worst['example_file']} row {worst['example_row']}). "
             f"Bad rows are staged in {staging / BAD}; nothing was published."

@@ -20,7 +20,13 @@ from ingestion.contract import (
     Column,
     Table,
 )
+from ingestion.lake import BEGINNING
 from ingestion.readers import RawExtract, _literal, _quote
+
+# The reasons of rows a database read cannot place in its interval by their watermark (the
+# summary groups reasons by the words before the colon).
+UNPARSEABLE_WATERMARK = "unparseable watermark"
+FUTURE_WATERMARK = "watermark in the future"
 
 _TRUE = ("true", "t", "yes", "y", "1")
 _FALSE = ("false", "f", "no", "n", "0")
@@ -46,15 +52,14 @@ def _cast(column: Column, raw: str) -> str:
     return f"try_cast({raw} as {DUCKDB_TYPES[column.type]})"
 
 
-def _problem(column: Column, raw: str, typed: str) -> str:
-    """SQL giving this column's reason for rejecting the row, or NULL."""
+def _problem(column: Column, raw: str, typed: str, invalid: str | None = None) -> str:
+    """SQL giving this column's reason for rejecting the row, or NULL; ``invalid`` is SQL for
+    the words before the value when it does not parse (``'<column> is not a valid <type>: '``)."""
     checks = []
     if column.required:
         checks.append(f"when {raw} is null then 'missing required {column.name}'")
-    checks.append(
-        f"when {raw} is not null and {typed} is null then "
-        f"'{column.name} is not a valid {column.type}: ' || left({raw}, 60)"
-    )
+    invalid = invalid or _literal(f"{column.name} is not a valid {column.type}: ")
+    checks.append(f"when {raw} is not null and {typed} is null then {invalid} || left({raw}, 60)")
     if column.min_value is not None:
         checks.append(
             f"when {typed} < {column.min_value} then "
@@ -82,17 +87,46 @@ def split_rows(
     ``good_<table>`` is a view over the checked rows when the extract is already in source
     order, else a table sorted into it; either reads in (_source_file, _source_row) order.
 
-    ``watermark`` and ``window`` keep only rows whose coalesced watermark falls in the window
-    (the database reader over-fetches by a day on each side).
+    ``watermark`` and ``window`` place each row by its first watermark column that parses (the
+    database reader over-fetches by a day on each side). A day keeps the rows placed in its
+    window and quarantines those no column places ("unparseable watermark" when one does not
+    parse); the other rows are another interval's, and go to the temp table
+    ``outside_<table>`` (lineage only), so that every row read is counted. A full load
+    (``interval_start`` is ``BEGINNING``) keeps every row, and quarantines those placed at or
+    after ``interval_end`` ("watermark in the future").
     """
     raw = extract.relation
+    full_history = interval_start == BEGINNING
+    placing = watermark if window else ()
+    placing_typed = [_cast(table.column(c), _quote(c)) for c in placing]
+    start, end = (_literal(b.isoformat()) + "::TIMESTAMPTZ" for b in (interval_start, interval_end))
     typed_columns = []
     problems = []
+    if placing and full_history:
+        mark = "coalesce(" + ", ".join(placing_typed) + ")"
+        which = " ".join(
+            f"when {typed} is not null then {_literal(name + ' ')}"
+            for name, typed in zip(placing, placing_typed, strict=True)
+        )
+        problems.append(
+            f"case when {mark} >= {end} then '{FUTURE_WATERMARK}: ' || case {which} end "
+            f"|| {mark}::VARCHAR || ' is not before the interval end ' || {end}::VARCHAR end"
+        )
     for column in table.columns:
         if column.name in extract.columns:
             source = _quote(column.name)
             typed = _cast(column, source)
-            problems.append(_problem(column, source, typed))
+            invalid = None
+            if column.name in placing:
+                # A watermark that does not parse where no earlier one did: the row was to be
+                # placed by it, and falls back to the next one (or to none).
+                earlier = placing_typed[: placing.index(column.name)]
+                undated = " and ".join(f"{t} is null" for t in earlier) or "true"
+                invalid = (
+                    f"case when {undated} then '{UNPARSEABLE_WATERMARK}: {column.name} ' "
+                    f"else '{column.name} is not a valid {column.type}: ' end"
+                )
+            problems.append(_problem(column, source, typed, invalid))
         else:
             typed = f"NULL::{DUCKDB_TYPES[column.type]}"
         typed_columns.append(f"{typed} as {_quote(column.name)}")
@@ -109,7 +143,6 @@ def split_rows(
             why = f"coalesce(_line_reason, {why})"
         reason = f"case when _line is not null then {why} else {reason} end"
 
-    start, end = (_literal(b.isoformat()) + "::TIMESTAMPTZ" for b in (interval_start, interval_end))
     lineage = [
         "_extra_fields",
         "_source_file",
@@ -138,12 +171,15 @@ def split_rows(
         """
     )
     keep = "true"
-    if watermark and window:
+    if placing and not full_history:
         low, high = (_literal(b.isoformat()) + "::TIMESTAMPTZ" for b in window)
-        mark = "coalesce(" + ", ".join(_quote(c) for c in watermark) + ")"
-        # Rows outside the window belong to another interval; unparseable ones stay to be
-        # quarantined here, since no window can claim them.
-        keep = f"(_reject_reason is not null or ({mark} >= {low} and {mark} < {high}))"
+        mark = "coalesce(" + ", ".join(_quote(c) for c in placing) + ")"
+        # Rows placed outside the window are another interval's, bad or not; a row no watermark
+        # places can be no interval's, so every day that reads it quarantines it.
+        keep = (
+            f"(coalesce({mark} >= {low} and {mark} < {high}, false) "
+            f"or ({mark} is null and _reject_reason is not null))"
+        )
 
     good, bad = f"good_{table.name}", f"bad_{table.name}"
     contract_order = ", ".join(_quote(c.name) for c in table.columns)
@@ -172,6 +208,10 @@ def split_rows(
         where _reject_reason is not null and {keep}
         order by _source_file, _source_row
         """
+    )
+    con.execute(
+        f"create or replace temp table outside_{table.name} as "
+        f"select _source_file, _source_row from _checked where not {keep}"
     )
     if not extract.in_source_order:
         con.execute("drop table _checked")

@@ -67,8 +67,16 @@ def landing_group(table: Table):
 
             manifest = publish_landing(load_settings(), landing_from_path(staging))
             summary = {
-                key: manifest[key]
-                for key in ("interval_start", "interval_end", "rows_landed", "rows_quarantined")
+                key: manifest.get(key)
+                for key in (
+                    "interval_start",
+                    "interval_end",
+                    "rows_read",
+                    "rows_landed",
+                    "rows_quarantined",
+                    "rows_outside_interval",
+                    "conflicting_duplicates",
+                )
             }
             outlet_events[asset].extra = summary
             return summary

@@ -104,7 +104,9 @@ def run_dag(
 
 
 def landing_report(settings: Settings, interval_end: datetime) -> list[dict]:
-    """What the latest landings ending at ``interval_end`` landed and quarantined, per table."""
+    """What the latest landings ending at ``interval_end`` read, landed, quarantined (and why)
+    and left to other intervals, and the keys they delivered with conflicting values, per
+    table."""
     from ingestion.contract import TABLES
     from ingestion.lake import Lake
 
@@ -120,8 +122,12 @@ def landing_report(settings: Settings, interval_end: datetime) -> list[dict]:
         rows.append(
             {
                 "table": table.qualified_name,
+                "read": manifest.get("rows_read"),
                 "landed": manifest["rows_landed"],
                 "quarantined": manifest["rows_quarantined"],
+                "outside": manifest.get("rows_outside_interval", 0),
+                "conflicting": manifest.get("conflicting_duplicates", 0),
+                "reasons": manifest.get("quarantine_reasons", []),
                 "files": len(manifest["source_files"]),
                 "raw": str(lake.raw_path(table, intervals[-1])),
                 "quarantine": str(lake.quarantine_path(table, intervals[-1]))
@@ -248,20 +254,53 @@ def run(settings: Settings, only: str | None = None, retrain: bool = False) -> d
         from programs.cycle import outputs
 
         result["warehouse"] = str(published_path(settings.duckdb_path))
+        result["members_left_out"] = members_left_out(result["warehouse"])
         result["programs"] = outputs(settings)
     return result
 
 
+def members_left_out(published: str) -> int | None:
+    """Members of ``dim_members`` that ``customer_360`` leaves out: those enrolled after its
+    as-of date (the warning test on customer_360 names them); None without the analysts' copy."""
+    import duckdb
+
+    if not Path(published).exists():
+        return None
+    with duckdb.connect(published, read_only=True) as con:
+        return con.execute(
+            "select count(*) from dim_members where member_id not in "
+            "(select member_id from customer_360)"
+        ).fetchone()[0]
+
+
 def print_report(result: dict) -> None:
-    print("\nLanded (raw lake) and quarantined, per source table:")
-    print(f"  {'table':<24}{'landed':>10}{'quarantined':>13}{'files':>7}")
+    print("\nRead, landed (raw lake), quarantined and left to other intervals, per source table:")
+    print(
+        f"  {'table':<24}{'read':>10}{'landed':>10}{'quarantined':>13}{'outside':>9}"
+        f"{'conflicting':>13}{'files':>7}"
+    )
     for row in result["landings"]:
-        print(f"  {row['table']:<24}{row['landed']:>10,}{row['quarantined']:>13,}{row['files']:>7}")
+        read = "-" if row.get("read") is None else f"{row['read']:,}"
+        print(
+            f"  {row['table']:<24}{read:>10}{row['landed']:>10,}{row['quarantined']:>13,}"
+            f"{row.get('outside', 0):>9,}{row.get('conflicting', 0):>13,}{row['files']:>7}"
+        )
     for row in result["landings"]:
         if row["quarantine"] != "-":
-            print(f"  quarantine: {row['quarantine']}")
+            why = ", ".join(f"{r['reason']}: {r['rows']:,}" for r in row.get("reasons", []))
+            print(f"  quarantine: {row['quarantine']} ({why})")
+    if any(row.get("conflicting") for row in result["landings"]):
+        print(
+            "  conflicting: keys landed again with other values; the warehouse keeps the latest "
+            "landing's (dbt_project/README.md, Deduplication)"
+        )
     if result.get("warehouse"):
         print(f"\nWarehouse (read-only copy for analysts): {result['warehouse']}")
+        if result.get("members_left_out"):
+            print(
+                f"customer_360 leaves out {result['members_left_out']:,} member(s) of dim_members "
+                "enrolled after its as-of date (the build's warning names them)"
+            )
     programs = result.get("programs") or {}
     if programs.get("exports"):
         print(f"Program exports (cycle {programs['cycle_date']}): {programs['exports']}")

@@ -46,3 +46,15 @@
     {%- endfor -%}
     {{ return(none) }}
 {%- endmacro %}
+
+{#- The source node a generic test's `model` is (found by schema and identifier), or none. -#}
+{% macro cx_source_node_of(model) -%}
+    {%- if execute -%}
+        {%- for node in (graph.get('sources') or {}).values() -%}
+            {%- if node.schema == model.schema and node.identifier == model.identifier -%}
+                {{ return(node) }}
+            {%- endif -%}
+        {%- endfor -%}
+    {%- endif -%}
+    {{ return(none) }}
+{%- endmacro %}

@@ -322,7 +322,7 @@ def test_survey_line_helper_round_trips():
 
 
 @pytest.mark.parametrize("watermark", [("recorded_at", "occurred_at"), ("recorded_at",)])
-def test_watermark_window_matches_coalesce_searching_the_index_for_a_day_only(watermark):
+def test_a_days_read_fetches_its_window_and_undated_rows_through_the_index(watermark):
     import itertools
     import sqlite3
 
@@ -331,26 +331,41 @@ def test_watermark_window_matches_coalesce_searching_the_index_for_a_day_only(wa
     con = sqlite3.connect(":memory:")
     con.execute("create table t (id integer, recorded_at text, occurred_at text)")
     con.execute("create index ix_recorded on t (recorded_at)")
-    days = [None, "2026-05-31 23:00:00", "2026-06-01 00:00:00", "2026-06-01 12:00:00", "2026-06-02"]
+    days = [
+        None,
+        "2026-05-31 23:00:00",
+        "2026-06-01 00:00:00",
+        "2026-06-01 12:00:00",
+        "2026-06-02",
+        # Not dates SQLite can compare as text: epoch seconds, a US date, a number.
+        "1781517600",
+        "06/01/2026 10:00",
+        1780315200,
+    ]
     con.executemany(
         "insert into t values (?, ?, ?)",
         [(n, *pair) for n, pair in enumerate(itertools.product(days, repeat=2))],
     )
-    low, high = "'2026-06-01 00:00:00'", "'2026-06-02'"
-    mark = f"coalesce({', '.join(watermark)}, null)"
-    expected = con.execute(
-        f"select id from t where {mark} >= {low} and {mark} < {high} order by id"
-    ).fetchall()
-    # 2 of the 5 recorded_at values are in the window (x 5 occurred_at); with occurred_at as
-    # the second watermark, 2 more rows whose recorded_at is null.
-    assert len(expected) == (12 if len(watermark) == 2 else 10)
-    for scan in (False, True):
-        predicate = _in_window(watermark, low, high, scan=scan)
-        assert con.execute(f"select id from t where {predicate} order by id").fetchall() == expected
-        plan = " ".join(
-            row[-1] for row in con.execute(f"explain query plan select id from t where {predicate}")
-        )
-        # A day's read searches the index; the full history scans rather than fetch every row
-        # through it.
-        assert ("USING INDEX ix_recorded" in plan) is not scan
-        assert ("SCAN t" in plan) is scan
+    low, high = "2026-06-01 00:00:00", "2026-06-02"
+
+    def fetched(values) -> bool:
+        """The first value that is a date places the row; a row without one is fetched."""
+        for value in values:
+            if isinstance(value, str) and value[:4].isdigit() and value[4:5] == "-":
+                return low <= value < high
+        return True
+
+    rows = con.execute(f"select id, {', '.join(watermark)} from t").fetchall()
+    expected = sorted(row[0] for row in rows if fetched(row[1:]))
+    # recorded_at in the window: 2 of 8 values (x 8 occurred_at); with occurred_at, 4 undated
+    # recorded_at values x (2 occurred_at in the window + 4 undated); without it, every row
+    # whose recorded_at is undated.
+    assert len(expected) == (16 + 4 * 6 if len(watermark) == 2 else 16 + 4 * 8)
+    predicate = _in_window(watermark, f"'{low}'", f"'{high}'", sqlite=True)
+    fetched_ids = con.execute(f"select id from t where {predicate} order by id").fetchall()
+    assert [row[0] for row in fetched_ids] == expected
+    plan = " ".join(
+        row[-1] for row in con.execute(f"explain query plan select id from t where {predicate}")
+    )
+    # Each term is a search of the recorded_at index, not a scan of the table.
+    assert "USING INDEX ix_recorded" in plan and "SCAN t" not in plan

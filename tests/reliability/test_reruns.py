@@ -27,7 +27,7 @@ from reliability_steps import (
 )
 
 from ingestion.contract import TABLES
-from ingestion.lake import BEGINNING, Interval
+from ingestion.lake import Interval
 
 pytestmark = pytest.mark.integration
 
@@ -54,7 +54,7 @@ def test_rerunning_each_dag_for_past_intervals_gives_the_marts_of_one_straight_r
     backfilled_day = WEEK[2]
     day_name = Interval(*data_interval(backfilled_day)).name
     in_first_load = START - timedelta(days=10)
-    history_name = Interval(BEGINNING, in_first_load).name
+    inside_name = Interval(*data_interval(in_first_load)).name
     with working_on(data_dir, sample_dir) as work:
         before = _lake(work)
         for dag_id in INGESTION_DAGS:
@@ -71,12 +71,15 @@ def test_rerunning_each_dag_for_past_intervals_gives_the_marts_of_one_straight_r
             path: sha for path, (sha, _) in before.items()
         }
 
-        # A day inside the first load has no partition of its own to replace and no earlier
-        # one: like a first run it lands the history up to its end, beside the first load's.
+        # A day inside the first load (a manual run or a backfill) lands that day alone, beside
+        # the first load's partition, not the whole history up to its end again.
         for dag_id in INGESTION_DAGS:
             run_dag(dag_id, in_first_load)
         added = set(_lake(work)) - set(rerun)
-        assert added and all(Path(path).stem == history_name for path in added), added
+        assert {
+            f"raw/{table.source}/{table.name}/{inside_name}.parquet" for table in TABLES
+        } <= added
+        assert all(Path(path).stem == inside_name for path in added), added
 
         run_dag("build_warehouse", backfilled_day)
 

@@ -1,5 +1,7 @@
 -- One row per member enrolled by the as-of date (var as_of_date, default the last activity
 -- date): features from data dated on or before it, i.e. before the cutoff as_of_date + 1 day.
+-- Members enrolled later are left out (they were not members yet); the warning test on
+-- member_id (cx_missing_from) counts them.
 {%- if var('as_of_date') %}
     {%- set as_of_expression = "cast('" ~ var('as_of_date') ~ "' as date)" %}
 {%- else %}
