@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from warehouse_fixture_lake import fixture_settings, write_lake
+from warehouse_fixture_lake import FIXTURE_VARS, fixture_settings, write_lake
 
 from config.settings import Settings
 
@@ -19,9 +19,6 @@ class Build:
     settings: Settings
     result: object
     target_path: Path
-
-
-FIXTURE_VARS = {"pit_weekly_below_days": 0}
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from warehouse_fixture_lake import fixture_settings, write_lake
+from warehouse_fixture_lake import FIXTURE_VARS, fixture_settings, write_lake
 
 FACTS = {
     "fct_transactions": "transaction_id",
@@ -40,7 +40,9 @@ def incremental_chain(tmp_path_factory, duckdb_build):
     for landings, skip in stages:
         write_lake(settings.lake_dir, landings, skip)
         enrich_lake(settings)
-        dbt_runner.run(settings, target="duckdb", select=SELECT, target_path=target_path)
+        dbt_runner.run(
+            settings, target="duckdb", select=SELECT, target_path=target_path, dbt_vars=FIXTURE_VARS
+        )
     return settings, target_path, fact_checksums(settings.duckdb_path)
 
 
@@ -54,7 +56,12 @@ def test_full_refresh_equals_the_incremental_chain(incremental_chain):
 
     settings, target_path, chained = incremental_chain
     dbt_runner.run(
-        settings, target="duckdb", select=SELECT, full_refresh=True, target_path=target_path
+        settings,
+        target="duckdb",
+        select=SELECT,
+        full_refresh=True,
+        target_path=target_path,
+        dbt_vars=FIXTURE_VARS,
     )
     assert fact_checksums(settings.duckdb_path) == chained
 
@@ -123,7 +130,7 @@ def test_point_in_time_features_rewrite_only_the_rows_whose_inputs_changed(tmp_p
         settings,
         target="duckdb",
         select=["member_features_pit"],
-        dbt_vars={"pit_batch_rows": 1},
+        dbt_vars={**FIXTURE_VARS, "pit_batch_rows": 1},
         target_path=target_path,
     )
 
@@ -220,6 +227,7 @@ def _run_member_daily(settings, target_path, full_refresh=False):
         select=["fct_member_daily"],
         full_refresh=full_refresh,
         target_path=target_path,
+        dbt_vars=FIXTURE_VARS,
     )
 
 
@@ -352,6 +360,7 @@ def test_transactions_reread_only_the_keys_of_new_lake_files(tmp_path, duckdb_bu
             select=TRANSACTIONS,
             full_refresh=full_refresh,
             target_path=target_path,
+            dbt_vars=FIXTURE_VARS,
         )
 
     def mark(statement="update fct_transactions set points_earned = ?"):
@@ -464,7 +473,7 @@ def test_point_in_time_features_in_batches_equal_one_statement(tmp_path, duckdb_
         target="duckdb",
         select=["member_features_pit"],
         full_refresh=True,
-        dbt_vars={"pit_batch_rows": 1},
+        dbt_vars={**FIXTURE_VARS, "pit_batch_rows": 1},
         target_path=tmp_path / "dbt-target",
     )
     query = "select * from member_features_pit order by member_cutoff_id"
@@ -491,7 +500,7 @@ def test_a_bad_batch_size_names_the_variable(tmp_path, duckdb_build):
             target="duckdb",
             select=["member_features_pit"],
             full_refresh=True,
-            dbt_vars={"pit_batch_rows": "lots"},
+            dbt_vars={**FIXTURE_VARS, "pit_batch_rows": "lots"},
             target_path=tmp_path / "dbt-target",
         )
 
@@ -524,6 +533,7 @@ def test_the_analysts_copy_compares_only_the_rows_the_models_logged(tmp_path, du
         target="duckdb",
         select=["fct_member_daily", "member_features_pit"],
         target_path=tmp_path / "dbt-target",
+        dbt_vars=FIXTURE_VARS,
     )
     with duckdb.connect(str(live), read_only=True) as con:
         logged = con.execute(

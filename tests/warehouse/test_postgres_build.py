@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from warehouse_fixture_lake import EXPECTED_LINKS, MEMBER_IDS
+from warehouse_fixture_lake import EXPECTED_LINKS, FIXTURE_VARS, MEMBER_IDS
 
 pytestmark = pytest.mark.postgres
 
@@ -82,7 +82,13 @@ def _change_and_run(build, connection, update, parameters, model):
     with connection.cursor() as cursor:
         cursor.execute(update, parameters)
     connection.commit()
-    dbt_runner.run(build.settings, target="postgres", select=[model], target_path=build.target_path)
+    dbt_runner.run(
+        build.settings,
+        target="postgres",
+        select=[model],
+        target_path=build.target_path,
+        dbt_vars=FIXTURE_VARS,
+    )
 
 
 def test_point_in_time_features_follow_a_changed_member_on_postgres(

@@ -64,6 +64,10 @@ EXPECTED_LINKS = {
 }
 MEMBER_IDS = ("M1", "M2", "M3", "M4", "M5", "M6")
 
+# dbt vars of every build of this lake: its history is two months, and the tests name monthly
+# cutoffs rather than the weekly grid a short history gets by default (pit_weekly_below_days).
+FIXTURE_VARS = {"pit_weekly_below_days": 0}
+
 
 def ts(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
