@@ -88,6 +88,11 @@ format: install-dev ## Apply ruff's fixes and formatting
 bench: install ## Benchmark the pipeline at 100k and 1M members; figures in bench/results/ (slow)
 	$(PY) -m bench $(if $(SIZES),--sizes $(SIZES)) $(if $(DBT_TASKS),--dbt-tasks $(DBT_TASKS))
 
+.PHONY: eval
+eval: install ## The pipeline on each sample shape (and LOYALTY_URL): churn champion vs baselines (slow)
+	$(PY) -m ml.eval_shapes $(if $(MEMBERS),--members $(MEMBERS)) $(if $(SHAPES),--shapes $(SHAPES)) \
+		$(foreach url,$(LOYALTY_URL),--loyalty-url '$(url)')
+
 .PHONY: docs
 docs: install ## Build the dbt docs (models, columns, tests, lineage) and serve them on 127.0.0.1:8580
 	$(PY) -m warehouse docs
