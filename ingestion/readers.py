@@ -30,6 +30,11 @@ from ingestion.lake import Interval
 log = logging.getLogger(__name__)
 
 
+# Fewer object lines than this in a survey file: a required field missing from all of them
+# quarantines those lines rather than failing the file as a broken contract.
+CONTRACT_MIN_LINES = 10
+
+
 @dataclass
 class RawExtract:
     """What a reader brought in: the DuckDB table name and how it was made."""
@@ -582,14 +587,17 @@ def read_jsonl_exports(
         from _lines
         """
     )
-    # A required field absent from every line of a file means the file breaks the contract.
+    # A required field absent from every line of a file means the file breaks the contract (a
+    # renamed field). In a file of a few lines it is as likely a few bad rows: a small day's
+    # export can be one line. Those rows are quarantined, and the bad-row threshold still
+    # fails a landing where they are many.
     for name in table.required:
         row = con.execute(
             f"""
             select _source_file from _lines
             group by _source_file
-            having bool_or(_is_object) and not bool_or(
-                json_exists(_object, {_literal("$." + name)}))
+            having count(*) filter (where _is_object) >= {CONTRACT_MIN_LINES}
+                and not bool_or(json_exists(_object, {_literal("$." + name)}))
             limit 1
             """
         ).fetchone()

@@ -87,6 +87,33 @@ def has_champions(tracking_uri: str) -> bool:
     return True
 
 
+def no_champion_message(tracking_uri: str) -> str:
+    """Why there is nothing to score with: no training yet, or a training whose model did not
+    beat the baselines (then its own reason, since training again will not change it)."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from ml.train import CHURN_MODEL
+
+    where = f"the registry at CX_MLFLOW_TRACKING_URI={tracking_uri}"
+    try:
+        versions = mlflow.MlflowClient(tracking_uri=tracking_uri).search_model_versions(
+            f"name = '{CHURN_MODEL}'"
+        )
+    except MlflowException:
+        versions = []
+    if not versions:
+        return f"no churn model in {where}: trigger the train_models DAG first"
+    latest = max(versions, key=lambda version: int(version.version))
+    reason = (latest.tags or {}).get("promotion_reason", "no promotion reason recorded")
+    return (
+        f"no churn model in {where} has been promoted to champion: the latest, version "
+        f"{latest.version}, stayed challenger because {reason}. On a small or short history the "
+        "models may not beat the recency rule; the training run in MLflow shows every "
+        "candidate's holdout figures. Load more members or history, then train again"
+    )
+
+
 # What scoring writes, and so all a republish after it needs to replace. Each has score_date.
 SCORING_TABLES = ("ml_scores", "ml_monitoring", "segment_transitions")
 
@@ -98,10 +125,7 @@ def score_members() -> dict:
 
     settings = load_settings()
     if not has_champions(settings.mlflow_tracking_uri):
-        raise NoChampionYet(
-            "no champion model in the registry at CX_MLFLOW_TRACKING_URI="
-            f"{settings.mlflow_tracking_uri}: trigger the train_models DAG first"
-        )
+        raise NoChampionYet(no_champion_message(settings.mlflow_tracking_uri))
     summary = score(settings.duckdb_path, settings.mlflow_tracking_uri)
     # The scoring tables keep every day's rows and a run writes only its own day's: only those
     # are compared, so the republish costs a day of scores however many days are kept.

@@ -229,9 +229,24 @@ def test_missing_required_column_fails_naming_file_and_column(sources):
 def test_missing_required_json_field_fails_naming_file(sources):
     day = f"{sources.survey_root}/2026-06-02"
     with open(f"{day}/no-ids.jsonl", "w") as handle:
-        handle.write(json.dumps({"submitted_at": "2026-06-02T10:00:00Z", "nps": 5}) + "\n")
+        for minute in range(10):
+            line = {"submitted_at": f"2026-06-02T10:{minute:02d}:00Z", "nps": 5}
+            handle.write(json.dumps(line) + "\n")
     with pytest.raises(ContractError, match=r"no-ids\.jsonl.*'response_id'"):
         extract(sources, contract.SURVEY_RESPONSES, DAY2, DAY3)
+
+
+def test_a_small_file_missing_a_required_field_quarantines_its_lines(sources):
+    """A quiet day's export can be one line: without its id it is a bad row, not a renamed
+    field, and the rest of the run lands."""
+    day = f"{sources.survey_root}/2026-06-02"
+    with open(f"{day}/one-line.jsonl", "w") as handle:
+        handle.write(json.dumps({"submitted_at": "2026-06-02T10:00:00Z", "nps": 5}) + "\n")
+    before = extract(sources, contract.SURVEY_RESPONSES, DAY2, DAY3).manifest
+    assert any(
+        entry.get("rows_quarantined") == 1 and entry["path"].endswith("one-line.jsonl")
+        for entry in before["source_files"]
+    ), before["source_files"]
 
 
 def test_missing_required_database_column_fails_naming_table(tmp_path):

@@ -149,6 +149,7 @@ def test_nine_months_of_history_shorten_the_windows(runs, rows, shape):
     row = _finished(runs, rows, shape)
     assert row.history_days is not None and row.history_days <= 275, row.window_plan
     assert "shortened to fit" in row.window_plan, row.window_plan
+    assert "weekly cutoffs" in row.window_plan, row.window_plan  # the warehouse's short grid
     assert row.activity_days < 180 or row.horizon_days < 90, row.window_plan
 
 

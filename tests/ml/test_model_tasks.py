@@ -36,3 +36,23 @@ def test_training_on_postgres_says_what_to_do(settings_env, monkeypatch):
     monkeypatch.setenv("CX_WAREHOUSE_TARGET", "postgres")
     with pytest.raises(NotImplementedError, match="DuckDB"):
         model_tasks.train_models()
+
+
+def test_scoring_after_a_training_that_promoted_nothing_says_why(settings_env):
+    """A version that stayed challenger: the message carries its reason, not 'train first'."""
+    import mlflow
+
+    from ml.train import CHURN_MODEL
+
+    settings = load_settings()
+    client = mlflow.MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
+    client.create_registered_model(CHURN_MODEL)
+    version = client.create_model_version(CHURN_MODEL, source="file:///nowhere")
+    client.set_model_version_tag(
+        CHURN_MODEL,
+        version.version,
+        "promotion_reason",
+        "no champion yet, but roc_auc 0.6600 does not beat the baseline 0.6940 by 0.0",
+    )
+    with pytest.raises(model_tasks.NoChampionYet, match="stayed challenger because no champion"):
+        model_tasks.score_members()
