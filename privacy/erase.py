@@ -42,7 +42,13 @@ from pathlib import Path
 from config.settings import Settings
 from privacy import identity, suppression
 from privacy.identity import EMAIL, MEMBER, PHONE
-from privacy.suppression import Matcher, filter_parquet, lake_lock, relation_columns
+from privacy.suppression import (
+    Matcher,
+    filter_parquet,
+    lake_lock,
+    move_to_suppressed,
+    relation_columns,
+)
 
 log = logging.getLogger(__name__)
 
@@ -592,12 +598,15 @@ def erase_from_lake(
     lake_dir = settings.lake_dir
     for area, count_key in (("raw", "rows_landed"), ("quarantine", "rows_quarantined")):
         for path in _lake_files(lake_dir, area):
-            removed = filter_parquet(con, matcher, path, remove_when_empty=area == "quarantine")
+            by_file: dict[str, int] = {}
+            removed = filter_parquet(
+                con, matcher, path, remove_when_empty=area == "quarantine", by_file=by_file
+            )
             if removed:
                 relative = path.relative_to(lake_dir / area)
                 report.add(f"lake:{area}/{relative.parent}", removed)
                 _update_manifest(
-                    con, lake_dir, relative, count_key, removed, matcher.listing.version
+                    con, lake_dir, relative, count_key, removed, matcher.listing.version, by_file
                 )
     staging = lake_dir / "_staging"
     for manifest_path in sorted(staging.rglob(MANIFEST)) if staging.is_dir() else []:
@@ -657,15 +666,23 @@ def _write_json(path: Path, document: dict) -> None:
 
 
 def _update_manifest(
-    con, lake_dir: Path, relative: Path, count_key: str, removed: int, version: str
+    con,
+    lake_dir: Path,
+    relative: Path,
+    count_key: str,
+    removed: int,
+    version: str,
+    by_file: dict[str, int],
 ) -> None:
-    """Keep a partition's manifest true to its files after rows left them."""
+    """Keep a partition's manifest true to its files after rows left them: its totals, and
+    the counts of each source file the rows came from (``by_file``)."""
     manifest_path = lake_dir / "manifests" / relative.with_suffix(".json")
     if not manifest_path.exists():
         return
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     manifest[count_key] = max(0, manifest.get(count_key, 0) - removed)
     manifest["rows_suppressed"] = manifest.get("rows_suppressed", 0) + removed
+    move_to_suppressed(manifest, count_key, by_file)
     manifest["suppression_version"] = version
     total = manifest.get("rows_landed", 0) + manifest.get("rows_quarantined", 0)
     manifest["bad_share"] = round(manifest.get("rows_quarantined", 0) / total, 6) if total else 0.0

@@ -286,8 +286,15 @@ def drop_suppressed(con, settings: Settings, relation: str) -> tuple[str, int, s
     return kept, dropped, matcher.listing.version
 
 
-def filter_parquet(con, matcher: Matcher, path: Path, remove_when_empty: bool = False) -> int:
-    """Rewrite ``path`` without the erased members' rows (atomically); return rows removed.
+def filter_parquet(
+    con,
+    matcher: Matcher,
+    path: Path,
+    remove_when_empty: bool = False,
+    by_file: dict[str, int] | None = None,
+) -> int:
+    """Rewrite ``path`` without the erased members' rows (atomically); return rows removed,
+    and add them up per source file (``_source_file``) in ``by_file`` when one is given.
 
     Written as ingestion writes a partition (DuckDB, zstd, row order kept), so an erased
     partition holds the same rows as a rerun of its interval. ``remove_when_empty`` drops a
@@ -303,6 +310,12 @@ def filter_parquet(con, matcher: Matcher, path: Path, remove_when_empty: bool = 
     ).fetchone()[0]
     if not removed:
         return 0
+    if by_file is not None and "_source_file" in columns:
+        for source_file, count in con.execute(
+            f"select _source_file, count(*) from read_parquet('{path}') where {predicate} "
+            "group by all"
+        ).fetchall():
+            by_file[source_file] = by_file.get(source_file, 0) + count
     total = con.execute(f"select count(*) from read_parquet('{path}')").fetchone()[0]
     if remove_when_empty and removed == total:
         path.unlink()
@@ -322,6 +335,18 @@ def filter_parquet(con, matcher: Matcher, path: Path, remove_when_empty: bool = 
     return removed
 
 
+def move_to_suppressed(manifest: dict, count_key: str, by_file: Mapping[str, int]) -> None:
+    """Move the rows erased from each source file (``by_file``) from its ``count_key`` count to
+    its ``rows_suppressed``, in the manifest's ``source_files``, so that each file's counts
+    still add up (read = landed + quarantined + outside + suppressed). Entries without
+    per-file counts (a database table's) are left as they are."""
+    for fact in manifest.get("source_files", []):
+        removed = by_file.get(fact.get("path"), 0)
+        if removed and count_key in fact:
+            fact[count_key] -= removed
+            fact["rows_suppressed"] = fact.get("rows_suppressed", 0) + removed
+
+
 def refilter_staged(
     settings: Settings, staging: Path, manifest: dict, files: Mapping[str, str]
 ) -> dict:
@@ -334,16 +359,23 @@ def refilter_staged(
     import duckdb
 
     updated = dict(manifest)
+    updated["source_files"] = [dict(fact) for fact in manifest.get("source_files", [])]
     with duckdb.connect() as con:
         con.execute("set TimeZone = 'UTC'")
         for name, count_key in files.items():
             path = staging / name
             if not path.exists():
                 continue
+            by_file: dict[str, int] = {}
             removed = filter_parquet(
-                con, matcher, path, remove_when_empty=count_key == "rows_quarantined"
+                con,
+                matcher,
+                path,
+                remove_when_empty=count_key == "rows_quarantined",
+                by_file=by_file,
             )
             updated[count_key] = updated.get(count_key, 0) - removed
             updated["rows_suppressed"] = updated.get("rows_suppressed", 0) + removed
+            move_to_suppressed(updated, count_key, by_file)
     updated["suppression_version"] = matcher.listing.version
     return updated

@@ -86,6 +86,44 @@ def test_manifests_stay_true_to_their_partitions(landed):
     assert json.loads(responses.read_text())["rows_suppressed"] == 3  # R1 again, R7, the R9 line
 
 
+def _by_file(path) -> dict[str, int]:
+    if not path.exists():
+        return {}
+    with duckdb.connect() as con:
+        return dict(
+            con.execute(
+                f"select _source_file, count(*) from read_parquet('{path}') group by all"
+            ).fetchall()
+        )
+
+
+def test_each_export_files_counts_still_add_up_after_an_erasure(landed):
+    """The erased member's rows leave the counts of the files they came from, not only the
+    partition's totals: each file's read = landed + quarantined + outside + suppressed."""
+    erase_members(landed, [ERASED])
+    lake = Lake(landed.lake_dir)
+    suppressed = 0
+    for table in (contract.SURVEY_RESPONSES, contract.CALLS):
+        for interval in lake.partitions(table):
+            manifest = json.loads(lake.manifest_path(table, interval).read_text())
+            landed_rows = _by_file(lake.raw_path(table, interval))
+            quarantined_rows = _by_file(lake.quarantine_path(table, interval))
+            for fact in manifest["source_files"]:
+                path = fact["path"]
+                assert fact["rows_read"] == (
+                    fact["rows_landed"]
+                    + fact["rows_quarantined"]
+                    + fact["rows_outside_interval"]
+                    + fact["rows_suppressed"]
+                ), fact
+                assert fact["rows_landed"] == landed_rows.get(path, 0), fact
+                assert fact["rows_quarantined"] == quarantined_rows.get(path, 0), fact
+                suppressed += fact["rows_suppressed"]
+            for key in ("rows_read", "rows_landed", "rows_quarantined", "rows_suppressed"):
+                assert manifest[key] == sum(f[key] for f in manifest["source_files"]), key
+    assert suppressed > 0  # the member's rows were in the files, and were erased from them
+
+
 def test_next_ingestion_runs_land_the_same_rows_without_the_member(landed):
     erase_members(landed, [ERASED])
     erased = _partitions(landed)
