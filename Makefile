@@ -74,6 +74,10 @@ chromium: ## Install Debian's Chromium (as root) for the report's browser test
 settings: install ## Print the effective settings (passwords masked)
 	$(PY) -m pipeline settings
 
+.PHONY: config-docs
+config-docs: install ## Regenerate the settings table in docs/configuration.md from config/settings.py
+	$(PY) -m config.docs
+
 .PHONY: lint
 lint: install-dev ## ruff on Python, SQLFluff on the dbt SQL
 	$(VENV)/bin/ruff check .

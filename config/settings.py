@@ -1,8 +1,9 @@
 """Configuration flows one way: environment variables -> ``Settings`` -> function arguments.
 
-Every field has a local default so ``make run`` works with no configuration at all. Each
-environment variable is named in ``ENV_VARS`` and documented in the README; a bad value raises
-``SettingsError`` naming the variable.
+Every field has a local default so ``make run`` works with no configuration at all. Each field
+names its environment variable and says what it is for (``setting()``); ``python -m config.docs``
+renders them as the table in docs/configuration.md. A bad value raises ``SettingsError`` naming
+the variable.
 """
 
 from __future__ import annotations
@@ -166,57 +167,169 @@ def _shape(env, name) -> tuple[str, ...]:
     return tuple(named) or ("default",)
 
 
+def setting(env: str, doc: str, shown_default: str | None = None, **kwargs):
+    """A ``Settings`` field read from ``env``: ``doc`` says what it is for, ``shown_default``
+    words a default that depends on something else (else the docs show what ``load_settings()``
+    returns with nothing set). ``python -m config.docs`` makes the configuration table from these.
+    """
+    return field(metadata={"env": env, "doc": doc, "shown_default": shown_default}, **kwargs)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where everything lives and how big the sample is. Built by ``load_settings()``."""
 
-    data_dir: Path
+    data_dir: Path = setting(
+        "CX_DATA_DIR",
+        "root of all local state (sample sources, lake, warehouse, MLflow, exports)",
+    )
     # Sources (the interface with the outside world; see the README's source contract).
-    loyalty_url: str
-    survey_root: str
-    calls_root: str
-    enabled_sources: tuple[str, ...]
+    loyalty_url: str = setting(
+        "CX_LOYALTY_URL",
+        "SQLAlchemy URL of the loyalty database (`sqlite:////srv/cx/loyalty.db`, `postgresql://user:password@host/db`)",
+    )
+    survey_root: str = setting(
+        "CX_SURVEY_ROOT",
+        "fsspec URL of the survey export root (`<root>/<YYYY-MM-DD>/*.jsonl`)",
+    )
+    calls_root: str = setting(
+        "CX_CALLS_ROOT",
+        "fsspec URL of the call-center export root (`<root>/<YYYY-MM-DD>/*.csv`)",
+    )
+    enabled_sources: tuple[str, ...] = setting(
+        "CX_SOURCES",
+        "the sources to ingest, comma-separated, at least one (only `loyalty` by default with the `purchase_only` sample shape)",
+    )
     # The day `make run` runs for and customer_360 is built as of; None: the sample's last day
     # on the sample, else the sources' latest day (``pipeline.run.as_of_date``).
-    as_of: date | None
+    as_of: date | None = setting(
+        "CX_AS_OF",
+        "the day `make run` runs for (`YYYY-MM-DD`), and the date `customer_360` is built as of",
+        shown_default="the sample's last day on the sample, else the latest day in the sources in `CX_SOURCES`",
+    )
     # The lake and the warehouse.
-    lake_dir: Path
-    warehouse_target: str
-    duckdb_path: Path
+    lake_dir: Path = setting(
+        "CX_LAKE_DIR",
+        "the raw lake: landed partitions, quarantine, manifests",
+    )
+    warehouse_target: str = setting(
+        "CX_WAREHOUSE_TARGET",
+        "the warehouse dbt builds: `duckdb` or `postgres`",
+    )
+    duckdb_path: Path = setting(
+        "CX_DUCKDB_PATH",
+        "the DuckDB warehouse file (the analysts' copy is `published/` beside it)",
+    )
     # DuckDB's memory limit for dbt builds on the warehouse file; past it DuckDB spills to disk.
-    duckdb_memory_limit: str
+    duckdb_memory_limit: str = setting(
+        "CX_DUCKDB_MEMORY_LIMIT",
+        "memory DuckDB may use for the dbt build and for publishing the analysts' copy, such as `4GB` or `512MB` (it spills to disk past it)",
+    )
     # How the warehouse DAG runs dbt: one `dbt build` task, or a task per model (Cosmos);
     # by default as DEFAULT_DBT_TASKS says for the warehouse.
-    dbt_tasks: str
+    dbt_tasks: str = setting(
+        "CX_DBT_TASKS",
+        "how the warehouse DAG runs dbt: `single` (one `dbt build` task) or `per_model` (a task per model and snapshot, rendered by Cosmos)",
+        shown_default="`single` on DuckDB, `per_model` on PostgreSQL",
+    )
     # The PostgreSQL warehouse (CX_WAREHOUSE_TARGET=postgres); the password is never printed.
-    pg_host: str
-    pg_port: int
-    pg_user: str
-    pg_password: str = field(repr=False)
-    pg_dbname: str
-    pg_schema: str
+    pg_host: str = setting(
+        "CX_PG_HOST",
+        "PostgreSQL warehouse host (with `CX_WAREHOUSE_TARGET=postgres`)",
+    )
+    pg_port: int = setting(
+        "CX_PG_PORT",
+        "PostgreSQL warehouse port (`scripts/postgres.sh` listens on 55432)",
+    )
+    pg_user: str = setting(
+        "CX_PG_USER",
+        "PostgreSQL warehouse user",
+    )
+    pg_password: str = setting(
+        "CX_PG_PASSWORD",
+        "PostgreSQL warehouse password; secret: environment only, never printed",
+        shown_default="empty",
+        repr=False,
+    )
+    pg_dbname: str = setting(
+        "CX_PG_DBNAME",
+        "PostgreSQL warehouse database",
+    )
+    pg_schema: str = setting(
+        "CX_PG_SCHEMA",
+        "PostgreSQL schema the marts are built in",
+    )
     # Ingestion behaviour.
-    bad_row_threshold: float
-    late_lookback_days: int
+    bad_row_threshold: float = setting(
+        "CX_BAD_ROW_THRESHOLD",
+        "share of bad rows (0 to 1) above which a landing fails",
+    )
+    late_lookback_days: int = setting(
+        "CX_LATE_LOOKBACK_DAYS",
+        "days re-read for late rows when a table has no recorded-at watermark",
+    )
     # Tracking.
-    mlflow_tracking_uri: str
+    mlflow_tracking_uri: str = setting(
+        "CX_MLFLOW_TRACKING_URI",
+        "MLflow tracking URI (under `make up`, setting it uses that server instead of starting one)",
+    )
     # Sample data (only used by the generator and `make run`).
-    sample_dir: Path
-    sample_members: int
-    sample_seed: int
-    sample_start: date
-    sample_end: date
-    sample_shape: tuple[str, ...]
+    sample_dir: Path = setting(
+        "CX_SAMPLE_DIR",
+        "where the sample generator writes",
+    )
+    sample_members: int = setting(
+        "CX_SAMPLE_MEMBERS",
+        "number of sample members",
+    )
+    sample_seed: int = setting(
+        "CX_SAMPLE_SEED",
+        "sample generator seed",
+    )
+    sample_start: date = setting(
+        "CX_SAMPLE_START",
+        "first day of the sample's history (`CX_SAMPLE_END` minus 273 days with the `short_history` shape)",
+    )
+    sample_end: date = setting(
+        "CX_SAMPLE_END",
+        "last day of the sample's history",
+    )
+    sample_shape: tuple[str, ...] = setting(
+        "CX_SAMPLE_SHAPE",
+        "shapes of the sample, comma-separated: `default`, or any of `single_cohort`, `purchase_only`, `short_history`, `seasonal`, `required_columns` (sample_data/README.md, Shapes)",
+    )
     # Programs: the marketers' config, and where exports and the segment report land.
-    programs_config: Path
-    exports_dir: Path
-    reports_dir: Path
+    programs_config: Path = setting(
+        "CX_PROGRAMS_CONFIG",
+        "the programs' YAML file (eligibility, priority, control share, contact rules)",
+    )
+    exports_dir: Path = setting(
+        "CX_EXPORTS_DIR",
+        "program exports per cycle (`<dir>/<cycle date>/`, `<dir>/latest`)",
+    )
+    reports_dir: Path = setting(
+        "CX_REPORTS_DIR",
+        "the segment report (`segment-report.html`, and a dated copy per cycle)",
+    )
     # Privacy: the erased members' keyed hashes, and the HMAC key (secret, never printed).
-    suppression_list: Path
-    hash_key: str | None = field(repr=False)
+    suppression_list: Path = setting(
+        "CX_SUPPRESSION_LIST",
+        "keyed hashes of erased members, which ingestion drops",
+    )
+    hash_key: str | None = setting(
+        "CX_HASH_KEY",
+        "HMAC key (32+ characters) for the keyed hashes records are matched by and the suppression list; required once real sources are configured, and kept for good; secret: environment only, never printed",
+        shown_default="none: a public key, on the sample sources only",
+        repr=False,
+    )
     # The group that may read files holding personal data (exports, the suppression list);
     # None: their owner only.
-    personal_file_group: str | None = None
+    personal_file_group: str | None = setting(
+        "CX_PERSONAL_FILE_GROUP",
+        "a group that may read the files holding personal data (program exports, the suppression list): written `0640` (`0440` once published) with that group; it must exist",
+        shown_default="unset: `0600` (`0400`), the owner only",
+        default=None,
+    )
     extra: dict = field(default_factory=dict, compare=False)
 
     @property
@@ -276,41 +389,8 @@ def mask_url(text: str) -> str:
 # model buys no parallelism there; PostgreSQL runs independent models in parallel.
 DEFAULT_DBT_TASKS = {"duckdb": "single", "postgres": "per_model"}
 
-# The documented environment variables, in README order.
-ENV_VARS = {
-    "CX_DATA_DIR": "root of all local state (sample sources, lake, warehouse, MLflow); default ./data",
-    "CX_LOYALTY_URL": "SQLAlchemy URL of the loyalty database; default the sample SQLite file",
-    "CX_SURVEY_ROOT": "fsspec URL of the survey export root (<root>/<YYYY-MM-DD>/*.jsonl)",
-    "CX_CALLS_ROOT": "fsspec URL of the call-center export root (<root>/<YYYY-MM-DD>/*.csv)",
-    "CX_SOURCES": "comma-separated subset of loyalty,surveys,calls to ingest; default all three",
-    "CX_AS_OF": "YYYY-MM-DD: the day `make run` runs for, and the date customer_360 is built as of; default the sample's last day on the sample, else the latest day in the enabled sources",
-    "CX_LAKE_DIR": "raw lake and quarantine folder; default $CX_DATA_DIR/lake",
-    "CX_WAREHOUSE_TARGET": "duckdb (default) or postgres",
-    "CX_DBT_TASKS": "single (one dbt build task; the default on DuckDB) or per_model (one Airflow task per dbt model, via Cosmos; the default on PostgreSQL)",
-    "CX_PG_HOST": "PostgreSQL warehouse host; default 127.0.0.1",
-    "CX_PG_PORT": "PostgreSQL warehouse port; default 55432 (scripts/postgres.sh)",
-    "CX_PG_USER": "PostgreSQL warehouse user; default cx",
-    "CX_PG_PASSWORD": "PostgreSQL warehouse password (secret: environment only, never printed)",
-    "CX_PG_DBNAME": "PostgreSQL warehouse database; default cx",
-    "CX_PG_SCHEMA": "PostgreSQL schema the marts are built in; default analytics",
-    "CX_DUCKDB_PATH": "DuckDB warehouse file; default $CX_DATA_DIR/warehouse/cx.duckdb",
-    "CX_DUCKDB_MEMORY_LIMIT": "memory DuckDB may use while dbt builds the warehouse and while the analysts' copy is published, e.g. 4GB or 512MB; default 4GB (it spills to disk past it)",
-    "CX_BAD_ROW_THRESHOLD": "share of bad rows (0-1) above which a landing fails; default 0.05",
-    "CX_LATE_LOOKBACK_DAYS": "days re-read for late rows when a table has no recorded-at watermark; default 3",
-    "CX_MLFLOW_TRACKING_URI": "MLflow tracking URI; default a SQLite store under $CX_DATA_DIR/mlflow",
-    "CX_SAMPLE_DIR": "where the sample generator writes; default $CX_DATA_DIR/sample",
-    "CX_SAMPLE_MEMBERS": "number of sample members; default 5000",
-    "CX_SAMPLE_SEED": "sample generator seed; default 7",
-    "CX_SAMPLE_START": "first day of sample history; default 2024-07-01 (CX_SAMPLE_END minus 273 days with the short_history shape)",
-    "CX_SAMPLE_END": "last day of sample history; default 2026-06-30",
-    "CX_SAMPLE_SHAPE": "comma-separated shapes of the sample: default, or any of single_cohort, purchase_only (also makes CX_SOURCES default to loyalty), short_history, seasonal, required_columns (every source with only its required columns, the member link, and nps)",
-    "CX_PROGRAMS_CONFIG": "the programs' YAML file (eligibility, priority, control share, contact rules); default programs/programs.yml",
-    "CX_EXPORTS_DIR": "program exports per cycle (<dir>/<cycle_date>/, <dir>/latest); default $CX_DATA_DIR/exports",
-    "CX_REPORTS_DIR": "the segment report (segment-report.html); default $CX_DATA_DIR/reports",
-    "CX_HASH_KEY": "HMAC key (at least 32 characters) for the keyed hashes records are matched by and the erased members' suppression list; required once real sources are configured (secret: environment only, never printed)",
-    "CX_SUPPRESSION_LIST": "keyed hashes of erased members that ingestion drops; default $CX_DATA_DIR/privacy/suppression.json",
-    "CX_PERSONAL_FILE_GROUP": "a group that may read the files holding personal data (program exports, the suppression list): they are then written 0640 (0440 once published) with that group; unset: 0600 (0400), their owner only",
-}
+# The documented environment variables and what each is for, in the order of the fields.
+ENV_VARS = {f.metadata["env"]: f.metadata["doc"] for f in fields(Settings) if "env" in f.metadata}
 
 
 def load_settings(env: dict[str, str] | None = None) -> Settings:
