@@ -183,7 +183,7 @@ class Settings:
         "CX_DATA_DIR",
         "root of all local state (sample sources, lake, warehouse, MLflow, exports)",
     )
-    # Sources (the interface with the outside world; see the README's source contract).
+    # Sources (the interface with the outside world; see the contract in docs/sources.md).
     loyalty_url: str = setting(
         "CX_LOYALTY_URL",
         "SQLAlchemy URL of the loyalty database (`sqlite:////srv/cx/loyalty.db`, `postgresql://user:password@host/db`)",
