@@ -69,6 +69,10 @@ _PORTABLE = {
 }
 
 
+# Query parameters: positional for ``$1``, ``$2``..., or by name for ``$name``.
+Params = Sequence | Mapping[str, object]
+
+
 class StoreError(RuntimeError):
     """A write outside the writer's own tables, or a table the store cannot find."""
 
@@ -79,13 +83,13 @@ class Writer(Protocol):
     def delete(self, table: str, where: Mapping[str, object] | None = None) -> int: ...
     def delete_keys(self, table: str, column: str, values: Sequence[str]) -> int: ...
     def replace(self, table: str, frame: pd.DataFrame, where: Mapping[str, object]) -> int: ...
-    def read(self, sql: str, params: Sequence = ()) -> pd.DataFrame: ...
+    def read(self, sql: str, params: Params = ()) -> pd.DataFrame: ...
 
 
 class Store(Protocol):
     target: str
 
-    def read(self, sql: str, params: Sequence = ()) -> pd.DataFrame: ...
+    def read(self, sql: str, params: Params = ()) -> pd.DataFrame: ...
     def exists(self, table: str) -> bool: ...
     def columns(self, table: str) -> list[str]: ...
     def writer(self, owner: str) -> Iterator[Writer]: ...
@@ -221,9 +225,9 @@ class DuckDBStore:
         config = {"memory_limit": self.memory_limit} if self.memory_limit else {}
         return duckdb.connect(str(path), read_only=read_only, config=config)
 
-    def read(self, sql: str, params: Sequence = ()) -> pd.DataFrame:
+    def read(self, sql: str, params: Params = ()) -> pd.DataFrame:
         with self._connect(self.read_path, read_only=True) as con:
-            return con.execute(sql, list(params)).fetchdf()
+            return con.execute(sql, _duckdb_params(params)).fetchdf()
 
     def exists(self, table: str) -> bool:
         return bool(self.columns(table))
@@ -302,19 +306,33 @@ class _DuckDBWriter(_WriterBase):
         self.con.execute(f"create or replace temp table {name} as select * from {name}_rows")
         self.con.unregister(f"{name}_rows")
 
-    def read(self, sql: str, params: Sequence = ()) -> pd.DataFrame:
-        return self.con.execute(sql, list(params)).fetchdf()
+    def read(self, sql: str, params: Params = ()) -> pd.DataFrame:
+        return self.con.execute(sql, _duckdb_params(params)).fetchdf()
 
 
-def _postgres_sql(sql: str) -> str:
-    """DuckDB-dialect SQL as PostgreSQL runs it."""
+def _duckdb_params(params: Params):
+    return dict(params) if isinstance(params, Mapping) else list(params)
+
+
+def _postgres_sql(sql: str, params: Params = ()) -> tuple[str, list | None]:
+    """DuckDB-dialect SQL as PostgreSQL runs it, with its parameters as a ``$1``-style list."""
     import re
 
     import sqlglot
 
     translated = ";\n".join(sqlglot.transpile(sql, read="duckdb", write="postgres"))
-    # sqlglot writes $1 as psycopg's %(1)s; the ADBC driver takes PostgreSQL's own $1.
-    return re.sub(r"%\((\d+)\)s", r"$\1", translated)
+    # sqlglot writes $1 and $name as psycopg's %(1)s and %(name)s; the ADBC driver takes $1.
+    if isinstance(params, Mapping):
+        names: list[str] = []
+
+        def number(match: re.Match) -> str:
+            if match.group(1) not in names:
+                names.append(match.group(1))
+            return f"${names.index(match.group(1)) + 1}"
+
+        translated = re.sub(r"%\((\w+)\)s", number, translated)
+        return translated, [params[name] for name in names] or None
+    return re.sub(r"%\((\d+)\)s", r"$\1", translated), list(params) or None
 
 
 class PostgresStore:
@@ -335,9 +353,9 @@ class PostgresStore:
                 cursor.execute(f'set search_path to "{self.schema}", public')
             yield con
 
-    def read(self, sql: str, params: Sequence = ()) -> pd.DataFrame:
+    def read(self, sql: str, params: Params = ()) -> pd.DataFrame:
         with self._connect() as con, con.cursor() as cursor:
-            cursor.execute(_postgres_sql(sql), list(params) or None)
+            cursor.execute(*_postgres_sql(sql, params))
             return arrow_to_frame(cursor.fetch_arrow_table())
 
     def exists(self, table: str) -> bool:
@@ -414,9 +432,9 @@ class _PostgresWriter(_WriterBase):
             cursor.execute(f"drop table if exists {name}")
             cursor.adbc_ingest(name, rows, mode="create", temporary=True)
 
-    def read(self, sql: str, params: Sequence = ()) -> pd.DataFrame:
+    def read(self, sql: str, params: Params = ()) -> pd.DataFrame:
         with self.con.cursor() as cursor:
-            cursor.execute(_postgres_sql(sql), list(params) or None)
+            cursor.execute(*_postgres_sql(sql, params))
             return arrow_to_frame(cursor.fetch_arrow_table())
 
     def grant(self) -> None:

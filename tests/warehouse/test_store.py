@@ -111,3 +111,15 @@ def test_delete_keys_and_new_columns(store):
         assert writer.delete_keys("ml_scores", "member_id", ["M1", "M3", "M9"]) == 2
     rows = store.read("select member_id, reason_1 from ml_scores")
     assert rows["member_id"].tolist() == ["M2"] and rows["reason_1"].isna().all()
+
+
+def test_named_parameters(store):
+    with store.writer("models") as writer:
+        writer.ensure("ml_scores", SCORE_COLUMNS)
+        writer.insert("ml_scores", _scores(date(2026, 6, 1)))
+    rows = store.read(
+        "select member_id from ml_scores where score_date = $day and risk_band <> $band "
+        "and churn_probability >= $floor order by member_id",
+        {"floor": 0.15, "day": date(2026, 6, 1), "band": "high"},
+    )
+    assert rows["member_id"].tolist() == ["M2"]
