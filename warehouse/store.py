@@ -84,6 +84,7 @@ class Writer(Protocol):
     def delete_keys(self, table: str, column: str, values: Sequence[str]) -> int: ...
     def replace(self, table: str, frame: pd.DataFrame, where: Mapping[str, object]) -> int: ...
     def read(self, sql: str, params: Params = ()) -> pd.DataFrame: ...
+    def columns(self, table: str) -> list[str]: ...
 
 
 class Store(Protocol):
@@ -94,6 +95,7 @@ class Store(Protocol):
     def columns(self, table: str) -> list[str]: ...
     def writer(self, owner: str) -> Iterator[Writer]: ...
     def publish(self) -> str | None: ...
+    def compact(self, tables: Sequence[str]) -> None: ...
 
 
 def arrow_to_frame(table: pa.Table) -> pd.DataFrame:
@@ -204,6 +206,10 @@ class _WriterBase:
         self.delete(table, where)
         return self.insert(table, frame)
 
+    def columns(self, table: str) -> list[str]:
+        """``table``'s columns as this transaction sees them; empty when it does not exist."""
+        return list(self._present_columns(tables.table(table)))
+
 
 class DuckDBStore:
     """The DuckDB warehouse file; reads may come from the analysts' published copy."""
@@ -263,6 +269,34 @@ class DuckDBStore:
         from warehouse.publish import publish_duckdb
 
         return str(publish_duckdb(self.path, **options))
+
+    def compact(self, tables: Sequence[str] = ()) -> None:
+        """Leave no bytes of deleted rows in the file (erasure): DuckDB keeps a deleted row's
+        bytes in its row group until the group is rewritten, so the whole file is copied with
+        only its live rows and renamed over the old one. ``tables`` is not needed here."""
+        import os
+        import shutil
+        import stat
+        import tempfile
+
+        import duckdb
+
+        if not self.path.exists():
+            return
+        work = Path(tempfile.mkdtemp(dir=self.path.parent, prefix=".tmp-compact-"))
+        fresh = work / self.path.name
+        try:
+            with duckdb.connect() as con:
+                con.execute(f"attach '{self.path}' as cx_old (read_only)")
+                con.execute(f"attach '{fresh}' as cx_new")
+                con.execute("copy from database cx_old to cx_new")
+                con.execute("detach cx_new")
+                con.execute("detach cx_old")
+            os.chmod(fresh, stat.S_IMODE(os.stat(self.path).st_mode))
+            os.replace(fresh, self.path)
+            Path(f"{self.path}.wal").unlink(missing_ok=True)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 class _DuckDBWriter(_WriterBase):
@@ -389,6 +423,15 @@ class PostgresStore:
     def publish(self, **options) -> str | None:
         """Nothing to copy: analysts read PostgreSQL itself, as the grants allow."""
         return None
+
+    def compact(self, tables: Sequence[str] = ()) -> None:
+        """``VACUUM`` the named tables (outside a transaction, as it must run), so the space of
+        their deleted rows is reclaimed rather than left until autovacuum comes by."""
+        from adbc_driver_postgresql import dbapi
+
+        with dbapi.connect(self.uri, autocommit=True) as con, con.cursor() as cursor:
+            for table in tables:
+                cursor.execute(f'vacuum "{self._schema_of(table)}".{table}')
 
 
 class _PostgresWriter(_WriterBase):

@@ -123,3 +123,29 @@ def test_named_parameters(store):
         {"floor": 0.15, "day": date(2026, 6, 1), "band": "high"},
     )
     assert rows["member_id"].tolist() == ["M2"]
+
+
+def test_a_writer_sees_its_own_columns_and_compaction_leaves_no_deleted_bytes(store):
+    """Erasure deletes through a writer, then compacts: DuckDB rewrites the file without the
+    deleted rows' bytes, PostgreSQL vacuums the table."""
+    marker = "erased-member-7f3c9a1be24d"
+    with store.writer("models") as writer:
+        assert writer.columns("ml_scores") == []
+        writer.ensure("ml_scores", SCORE_COLUMNS)
+        assert writer.columns("ml_scores") == list(SCORE_COLUMNS)
+        writer.insert("ml_scores", _scores(date(2026, 6, 1), (marker, "M2")))
+    if store.target == "duckdb":
+        assert marker.encode() in store.path.read_bytes()
+    with store.writer("models") as writer:
+        assert writer.delete_keys("ml_scores", "member_id", [marker]) == 1
+    store.compact(["ml_scores"])
+    assert store.read("select member_id from ml_scores")["member_id"].tolist() == ["M2"]
+    if store.target == "duckdb":
+        assert marker.encode() not in store.path.read_bytes()
+    else:
+        vacuumed = store.read(
+            "select last_vacuum from pg_stat_user_tables where schemaname = $1 "
+            "and relname = 'ml_scores'",
+            [store.schema],
+        )
+        assert vacuumed["last_vacuum"].notna().all() and len(vacuumed) == 1
