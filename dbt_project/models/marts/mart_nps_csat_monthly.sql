@@ -58,7 +58,7 @@ scored as (
                     then 100.0 * (promoter_count - detractor_count) / nps_response_count
             end
             as double precision
-        ) as nps_score,
+        ) as nps,
         cast(csat_response_count as bigint) as csat_response_count,
         cast(
             case
