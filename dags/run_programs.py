@@ -15,8 +15,9 @@ score date, set in `programs/programs.yml`:
 4. **publish_warehouse**: refreshes the analysts' read-only copy of the warehouse.
 5. **report**: the segment report, `reports/segment-report.html`.
 
-Each step writes to DuckDB in one short transaction. A rerun of a cycle replaces its rows and
-reproduces the same export files.
+Each step reads and writes the warehouse (DuckDB or PostgreSQL, `CX_WAREHOUSE_TARGET`) through
+its store, in one short transaction. A rerun of a cycle replaces its rows and reproduces the same
+export files.
 """
 
 from __future__ import annotations
@@ -45,41 +46,51 @@ DUCKDB_POOL = "duckdb_writer"
     doc_md=__doc__,
 )
 def run_programs():
-    # Every task opens the DuckDB warehouse; one process at a time may hold the file.
+    # Every task opens the warehouse; on DuckDB one process at a time may hold the file.
     @task(pool=DUCKDB_POOL)
     def assign() -> dict:
         from config import load_settings
         from programs import cycle
+        from warehouse.store import open_store
 
-        return cycle.assign(load_settings())
+        settings = load_settings()
+        return cycle.assign(open_store(settings), settings)
 
     @task(outlets=[PROGRAM_ASSETS["exports"]], pool=DUCKDB_POOL)
     def export(assigned: dict) -> dict:
         from config import load_settings
         from programs import cycle
+        from warehouse.store import open_store
 
-        return cycle.export(load_settings(), assigned["cycle_date"])
+        settings = load_settings()
+        return cycle.export(open_store(settings), settings, assigned["cycle_date"])
 
     @task(pool=DUCKDB_POOL)
     def measure(assigned: dict) -> dict:
         from config import load_settings
         from programs import cycle
+        from warehouse.store import open_store
 
-        return cycle.measure(load_settings(), assigned["cycle_date"])
+        settings = load_settings()
+        return cycle.measure(open_store(settings), settings, assigned["cycle_date"])
 
     @task(pool=DUCKDB_POOL)
     def publish_warehouse() -> str:
         from config import load_settings
         from programs import cycle
+        from warehouse.store import open_store
 
-        return cycle.publish(load_settings())
+        settings = load_settings()
+        return cycle.publish(open_store(settings), settings)
 
     @task(pool=DUCKDB_POOL)
     def report() -> dict:
         from config import load_settings
         from programs import cycle
+        from warehouse.store import open_store
 
-        return cycle.report(load_settings())
+        settings = load_settings()
+        return cycle.report(open_store(settings), settings)
 
     assigned = assign()
     exported = export(assigned)

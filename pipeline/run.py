@@ -247,30 +247,41 @@ def run(settings: Settings, only: str | None = None, retrain: bool = False) -> d
             print(f"==> {dag_id}", flush=True)
             timings[dag_id] = run_dag(dag_id, logical_date)
     report = landing_report(settings, logical_date)
-    from warehouse.publish import published_path
-
     result = {"timings": timings, "landings": report, "warehouse": None, "programs": None}
     if only != "ingest":
         from programs.cycle import outputs
+        from warehouse.store import open_store
 
-        result["warehouse"] = str(published_path(settings.duckdb_path))
-        result["members_left_out"] = members_left_out(result["warehouse"])
+        result["warehouse"] = analysts_warehouse(settings)
+        result["members_left_out"] = members_left_out(open_store(settings, snapshot=True))
         result["programs"] = outputs(settings)
     return result
 
 
-def members_left_out(published: str) -> int | None:
-    """Members of ``dim_members`` that ``customer_360`` leaves out: those enrolled after its
-    as-of date (the warning test on customer_360 names them); None without the analysts' copy."""
-    import duckdb
+def analysts_warehouse(settings: Settings) -> str:
+    """What analysts query: the read-only DuckDB copy, or the PostgreSQL schema itself."""
+    if settings.warehouse_target == "postgres":
+        return (
+            f"PostgreSQL schema {settings.pg_schema} of {settings.pg_dbname} on "
+            f"{settings.pg_host}:{settings.pg_port}"
+        )
+    from warehouse.publish import published_path
 
-    if not Path(published).exists():
+    return f"{published_path(settings.duckdb_path)} (read-only copy)"
+
+
+def members_left_out(store) -> int | None:
+    """Members of ``dim_members`` that ``customer_360`` leaves out: those enrolled after its
+    as-of date (the warning test on customer_360 names them); None before the warehouse is
+    built."""
+    if not (store.exists("dim_members") and store.exists("customer_360")):
         return None
-    with duckdb.connect(published, read_only=True) as con:
-        return con.execute(
-            "select count(*) from dim_members where member_id not in "
+    return int(
+        store.read(
+            "select count(*) as members from dim_members where member_id not in "
             "(select member_id from customer_360)"
-        ).fetchone()[0]
+        ).iloc[0, 0]
+    )
 
 
 def print_report(result: dict) -> None:
@@ -295,7 +306,7 @@ def print_report(result: dict) -> None:
             "landing's (dbt_project/README.md, Deduplication)"
         )
     if result.get("warehouse"):
-        print(f"\nWarehouse (read-only copy for analysts): {result['warehouse']}")
+        print(f"\nWarehouse for analysts: {result['warehouse']}")
         if result.get("members_left_out"):
             print(
                 f"customer_360 leaves out {result['members_left_out']:,} member(s) of dim_members "

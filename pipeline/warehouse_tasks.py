@@ -43,6 +43,6 @@ def published_by_their_writers() -> tuple[str, ...]:
     """The tables scoring and the program cycle write and republish themselves: a build does
     not change them, so its publish leaves them in the copy rather than hashing their history."""
     from pipeline.model_tasks import SCORING_TABLES
-    from programs.store import PUBLISHED_TABLES
+    from programs.tables import PUBLISHED_TABLES
 
     return SCORING_TABLES + PUBLISHED_TABLES

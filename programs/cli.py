@@ -43,11 +43,17 @@ def _columns() -> int:
     return 0
 
 
-def _latest_cycle(settings) -> str:
-    import duckdb
+def _latest_cycle(store) -> str:
+    from programs.members import WarehouseNotReady
 
-    with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:
-        return str(con.execute("select max(cycle_date) from program_cycles").fetchone()[0])
+    latest = (
+        store.read("select max(cycle_date) as latest from program_cycles").iloc[0, 0]
+        if store.exists("program_cycles")
+        else None
+    )
+    if latest is None or latest != latest:  # no table, or no row (NaT)
+        raise WarehouseNotReady("no program cycle yet: run the assign step")
+    return latest.date().isoformat()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     from programs.config import ProgramConfigError
     from programs.eligibility import ExpressionError
     from programs.members import WarehouseNotReady
+    from warehouse.store import open_store
 
     parser = argparse.ArgumentParser(
         prog="python -m programs",
@@ -75,13 +82,14 @@ def main(argv: list[str] | None = None) -> int:
             return _check(settings)
         if args.command == "columns":
             return _columns()
-        if args.command in ("export", "measure"):
-            day = args.cycle_date or _latest_cycle(settings)
-            result = getattr(cycle, args.command)(settings, day)
-        elif args.command == "outputs":
+        if args.command == "outputs":
             result = cycle.outputs(settings)
+        elif args.command in ("export", "measure"):
+            store = open_store(settings)
+            day = args.cycle_date or _latest_cycle(store)
+            result = getattr(cycle, args.command)(store, settings, day)
         else:
-            result = getattr(cycle, args.command)(settings)
+            result = getattr(cycle, args.command)(open_store(settings), settings)
     except (SettingsError, ProgramConfigError, ExpressionError, WarehouseNotReady) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

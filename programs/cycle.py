@@ -8,8 +8,10 @@
 4. ``publish``: refresh the analysts' read-only copy of the warehouse;
 5. ``report``: the segment report.
 
-Each step reads the warehouse read-only and writes in one short transaction, takes settings and
-returns a small JSON-able summary (what goes through XCom: dates and paths, never data).
+Each step takes the warehouse's store (``warehouse/store.py``: DuckDB or PostgreSQL, opened by the
+caller with ``open_store(settings)``) and the settings, reads through the store and writes in one
+short transaction of the ``programs`` writer, and returns a small JSON-able summary (what goes
+through XCom: dates and paths, never data).
 
 Without a segment model (a loyalty-only deployment: no survey responses to learn segments from),
 the programs whose condition needs a segment are skipped, with the reason in ``program_cycles``,
@@ -25,28 +27,12 @@ from datetime import date
 import pandas as pd
 
 from config import Settings
-from programs import assignment, drivers, eligibility, exports, lift, members, store
+from programs import assignment, drivers, eligibility, exports, lift, members, tables
 from programs import config as program_config
 from programs import report as segment_report
+from warehouse.store import Store
 
 log = logging.getLogger(__name__)
-
-
-class ProgramsUnsupported(RuntimeError):
-    """Programs read and write the DuckDB warehouse; other targets are not wired yet."""
-
-
-def _read_only(settings: Settings):
-    import duckdb
-
-    if settings.warehouse_target != "duckdb":
-        raise ProgramsUnsupported(
-            f"programs run on the DuckDB warehouse, like scoring (CX_WAREHOUSE_TARGET is "
-            f"{settings.warehouse_target!r})"
-        )
-    con = duckdb.connect(str(settings.duckdb_path), read_only=True)
-    members.stand_in_missing_tables(con)
-    return con
 
 
 def cycles_frame(
@@ -82,17 +68,16 @@ def cycles_frame(
                 "skipped_reason": skipped.get(program.name),
             }
         )
-    return pd.DataFrame(rows, columns=list(store.CYCLE_COLUMNS))
+    return pd.DataFrame(rows, columns=list(tables.CYCLE_COLUMNS))
 
 
-def assign(settings: Settings) -> dict:
+def assign(store: Store, settings: Settings) -> dict:
     """Step 1: who is in which program and group this cycle; returns the cycle date and sizes."""
     config = program_config.load(settings.programs_config)
-    with _read_only(settings) as con:
-        on = members.cycle_date(con)
-        frame = members.read_members(con, on)
-        history = members.read_history(con, on)
-        no_segments = members.segment_model_absence(con, frame)
+    on = members.cycle_date(store)
+    frame = members.read_members(store, on)
+    history = members.read_history(store, on)
+    no_segments = members.segment_model_absence(store, frame)
     rules = [p.rules() for p in config.programs]
     unavailable = dict.fromkeys(members.SEGMENT_COLUMNS, no_segments) if no_segments else {}
     skipped = eligibility.skipped(rules, unavailable)
@@ -102,7 +87,7 @@ def assign(settings: Settings) -> dict:
     rows = assignment.assign(selected, on, {p.name: p.control_share for p in config.programs})
     model_version = str(frame["model_version"].iloc[0]) if len(frame) else ""
     cycles = cycles_frame(config, funnel, rows, on, model_version, skipped)
-    store.write_assignments(settings.duckdb_path, on, rows, cycles)
+    tables.write_assignments(store, on, rows, cycles)
     return {
         "cycle_date": on.isoformat(),
         "programs": {
@@ -114,16 +99,19 @@ def assign(settings: Settings) -> dict:
 
 
 def _text(value) -> str | None:
-    """A nullable text value read from DuckDB (None, NaN or pd.NA when null) as str or None."""
+    """A nullable text value read from the store (None, NaN or pd.NA when null) as str or None."""
     return None if value is None or pd.isna(value) else str(value)
 
 
-def _manifest(con, on: date, cycles: pd.DataFrame, frames: dict[str, pd.DataFrame]) -> dict:
-    versions = con.execute(
-        "select distinct model_version, churn_model_version, segment_model_version "
-        "from ml_scores where score_date = ? and model_version = ?",
-        [on, cycles["model_version"].iloc[0]],
-    ).fetchone()
+def _manifest(store, on: date, cycles: pd.DataFrame, frames: dict[str, pd.DataFrame]) -> dict:
+    versions = [
+        _text(value)
+        for value in store.read(
+            "select distinct model_version, churn_model_version, segment_model_version "
+            "from ml_scores where score_date = $1 and model_version = $2",
+            [on, cycles["model_version"].iloc[0]],
+        ).iloc[0]
+    ]
     return {
         "cycle_date": on.isoformat(),
         "as_of_date": on.isoformat(),
@@ -159,18 +147,19 @@ def _manifest(con, on: date, cycles: pd.DataFrame, frames: dict[str, pd.DataFram
     }
 
 
-def export(settings: Settings, cycle_date: str) -> dict:
+def export(store: Store, settings: Settings, cycle_date: str) -> dict:
     """Step 2: the cycle's exports, published atomically; returns the path and row counts."""
     on = date.fromisoformat(cycle_date)
-    with _read_only(settings) as con:
-        cycles = con.execute(
-            "select * from program_cycles where cycle_date = ? order by priority", [on]
-        ).fetchdf()
-        if cycles.empty:
-            raise members.WarehouseNotReady(f"no program cycle on {on}: run the assign step")
-        rows = exports.read_rows(con, on)
-        frames = {p: exports.program_frame(rows, p) for p in cycles["program"]}
-        manifest = _manifest(con, on, cycles, frames)
+    cycles = (
+        store.read("select * from program_cycles where cycle_date = $1 order by priority", [on])
+        if store.exists("program_cycles")
+        else pd.DataFrame()
+    )
+    if cycles.empty:
+        raise members.WarehouseNotReady(f"no program cycle on {on}: run the assign step")
+    rows = exports.read_rows(store, on)
+    frames = {p: exports.program_frame(rows, p) for p in cycles["program"]}
+    manifest = _manifest(store, on, cycles, frames)
     path = exports.write_cycle(
         settings.exports_dir, on, frames, manifest, group=settings.personal_file_group
     )
@@ -182,14 +171,13 @@ def export(settings: Settings, cycle_date: str) -> dict:
     }
 
 
-def measure(settings: Settings, cycle_date: str) -> dict:
+def measure(store: Store, settings: Settings, cycle_date: str) -> dict:
     """Step 3: lift of every cycle whose window has passed, and this cycle's key drivers."""
     on = date.fromisoformat(cycle_date)
-    with _read_only(settings) as con:
-        through = lift.measured_through(con)
-        cycles = lift.read_cycles(con)
-        outcomes = lift.read_outcomes(con, through)
-        driver_inputs, performance, not_derived = drivers.read_inputs(con, on)
+    through = lift.measured_through(store)
+    cycles = lift.read_cycles(store)
+    outcomes = lift.read_outcomes(store, through)
+    driver_inputs, performance, not_derived = drivers.read_inputs(store, on)
     left_out = {
         reason: [name for name, why in not_derived.items() if why == reason]
         for reason in dict.fromkeys(not_derived.values())
@@ -198,7 +186,7 @@ def measure(settings: Settings, cycle_date: str) -> dict:
         log.warning("key drivers on %s without %s: %s", on, ", ".join(names), reason)
     lift_rows = lift.lift_table(cycles, outcomes, through)
     driver_rows = drivers.key_drivers(driver_inputs, performance, on, not_derived)
-    counts = store.write_measurements(settings.duckdb_path, on, lift_rows, driver_rows)
+    counts = tables.write_measurements(store, on, lift_rows, driver_rows)
     statuses = lift_rows.groupby("status").size().to_dict() if len(lift_rows) else {}
     return {
         "cycle_date": cycle_date,
@@ -209,18 +197,17 @@ def measure(settings: Settings, cycle_date: str) -> dict:
     }
 
 
-def publish(settings: Settings) -> str:
-    """Step 4: refresh the read-only copy analysts query (``warehouse/published/``)."""
-    from warehouse.publish import publish_duckdb
+def publish(store: Store, settings: Settings) -> str:
+    """Step 4: refresh what analysts read: on DuckDB the read-only copy
+    (``warehouse/published/``); on PostgreSQL they read the live schema, as the grants allow."""
+    published = store.publish(tables=tables.PUBLISHED_TABLES, by_rows=True)
+    return published or f"{store.target}: analysts read the live schema"
 
-    return str(publish_duckdb(settings.duckdb_path, tables=store.PUBLISHED_TABLES, by_rows=True))
 
-
-def report(settings: Settings) -> dict:
+def report(store: Store, settings: Settings) -> dict:
     """Step 5: gather, render and publish the segment report; returns its path and timing."""
     started = time.perf_counter()
-    with _read_only(settings) as con:
-        data = segment_report.gather(con, settings.exports_dir)
+    data = segment_report.gather(store, settings.exports_dir)
     html = segment_report.render(data)
     path = segment_report.write(settings.reports_dir, html, data.as_of)
     return {
@@ -230,7 +217,7 @@ def report(settings: Settings) -> dict:
     }
 
 
-def run(settings: Settings) -> dict:
+def run(store: Store, settings: Settings) -> dict:
     """The whole cycle in order, in this process (what the DAG runs as five tasks)."""
     timings: dict[str, float] = {}
 
@@ -240,12 +227,12 @@ def run(settings: Settings) -> dict:
         timings[name] = round(time.perf_counter() - started, 2)
         return result
 
-    assigned = timed("assign", assign, settings)
+    assigned = timed("assign", assign, store, settings)
     cycle_date = assigned["cycle_date"]
-    exported = timed("export", export, settings, cycle_date)
-    measured = timed("measure", measure, settings, cycle_date)
-    published = timed("publish", publish, settings)
-    reported = timed("report", report, settings)
+    exported = timed("export", export, store, settings, cycle_date)
+    measured = timed("measure", measure, store, settings, cycle_date)
+    published = timed("publish", publish, store, settings)
+    reported = timed("report", report, store, settings)
     return {
         "assign": assigned,
         "export": exported,

@@ -41,7 +41,7 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 
-from programs.members import has_rows, stand_in_missing_tables
+from programs.members import has_rows, read
 
 MIN_OBSERVED = 30
 CHURN_HORIZON_DAYS = 90
@@ -59,13 +59,14 @@ class Driver:
     source: str  # "responses" or "calls"
 
 
+# Booleans become 0.0/1.0 through an integer: PostgreSQL casts no boolean to double directly.
 DRIVERS: tuple[Driver, ...] = (
     *(
         Driver(
             item,
             f"Feel {item}",
             f"avg(r.{item}_score)",
-            f"cast(r.{item}_score >= 4 as double)",
+            f"cast(cast(r.{item}_score >= 4 as integer) as double)",
             "responses",
         )
         for item in ("valued", "confident", "informed", "protected", "helped")
@@ -74,35 +75,35 @@ DRIVERS: tuple[Driver, ...] = (
         "effort",
         "Easy to get help (CES)",
         "avg(r.ces_score)",
-        "cast(r.ces_score >= 5 as double)",
+        "cast(cast(r.ces_score >= 5 as integer) as double)",
         "responses",
     ),
     Driver(
         "wait",
         "Answered without a long wait",
-        "avg(cast(not c.is_long_wait as double))",
-        "cast(not c.is_long_wait as double)",
+        "avg(cast(cast(not c.is_long_wait as integer) as double))",
+        "cast(cast(not c.is_long_wait as integer) as double)",
         "calls",
     ),
     Driver(
         "resolution",
         "Issue resolved",
-        "avg(cast(c.is_resolved as double))",
-        "cast(c.is_resolved as double)",
+        "avg(cast(cast(c.is_resolved as integer) as double))",
+        "cast(cast(c.is_resolved as integer) as double)",
         "calls",
     ),
     Driver(
         "escalation",
         "Not escalated",
-        "avg(cast(not c.is_escalated as double))",
-        "cast(not c.is_escalated as double)",
+        "avg(cast(cast(not c.is_escalated as integer) as double))",
+        "cast(cast(not c.is_escalated as integer) as double)",
         "calls",
     ),
     Driver(
         "repeat_contact",
         "Not a repeat contact",
-        "avg(cast(not c.is_repeat_contact as double))",
-        "cast(not c.is_repeat_contact as double)",
+        "avg(cast(cast(not c.is_repeat_contact as integer) as double))",
+        "cast(cast(not c.is_repeat_contact as integer) as double)",
         "calls",
     ),
 )
@@ -227,7 +228,7 @@ labelled as (
 
 select
     labelled.member_id,
-    cast(labelled.churned as double) as outcome,
+    cast(cast(labelled.churned as integer) as double) as outcome,
     {_driver_names()}
 from labelled
 left join member_responses using (member_id)
@@ -379,32 +380,31 @@ def key_drivers(
     return pd.concat(frames, ignore_index=True)
 
 
-def missing_data(con) -> dict[str, str]:
+def missing_data(store) -> dict[str, str]:
     """``{outcome or driver: reason}`` for what the warehouse has no data for at all: NPS and the
     survey experiences without survey responses, the call experiences without calls."""
-    stand_in_missing_tables(con)
     out: dict[str, str] = {}
-    if not has_rows(con, "fct_survey_responses"):
+    if not has_rows(store, "fct_survey_responses"):
         out["nps"] = NO_NPS_ANSWERS
         out |= {d.name: NO_SURVEY_RESPONSES for d in DRIVERS if d.source == "responses"}
-    if not has_rows(con, "fct_calls"):
+    if not has_rows(store, "fct_calls"):
         out |= {d.name: NO_CALLS for d in DRIVERS if d.source == "calls"}
     return out
 
 
 def read_inputs(
-    con, as_of: date
+    store, as_of: date
 ) -> tuple[dict[str, pd.DataFrame], dict[str, tuple[float, int]], dict[str, str]]:
     """The NPS and churn member frames, the performance of each experience, and what cannot be
     derived and why (``missing_data``), from the warehouse."""
-    missing = missing_data(con)
+    missing = missing_data(store)
     outcomes = {}
     if "nps" not in missing:
-        outcomes["nps"] = con.execute(NPS_SQL, {"as_of": as_of}).fetchdf()
-    outcomes["churn"] = con.execute(CHURN_SQL, {"cutoff": churn_cutoff(as_of)}).fetchdf()
+        outcomes["nps"] = read(store, NPS_SQL, {"as_of": as_of})
+    outcomes["churn"] = read(store, CHURN_SQL, {"cutoff": churn_cutoff(as_of)})
     performance: dict[str, tuple[float, int]] = {}
     for sql in (PERFORMANCE_SQL, CALL_PERFORMANCE_SQL):
-        row = con.execute(sql, {"as_of": as_of}).fetchdf().iloc[0]
+        row = read(store, sql, {"as_of": as_of}).iloc[0]
         for d in DRIVERS:
             if d.name in row.index:
                 value = row[d.name]

@@ -75,7 +75,7 @@ inner join ml_scores as scores
     and cycles.model_version = scores.model_version
 left join restricted.member_contacts as contacts
     on assignments.member_id = contacts.member_id
-where assignments.cycle_date = ?
+where assignments.cycle_date = $1
 order by assignments.program, assignments.member_id
 """
 
@@ -84,9 +84,10 @@ class ExportError(RuntimeError):
     """An export would break a promise (a control member, an email without opt-in)."""
 
 
-def read_rows(con, on: date) -> pd.DataFrame:
-    """Every assigned member of cycle ``on`` with the export columns, opt-in and group."""
-    return con.execute(EXPORT_SQL, [on]).fetchdf()
+def read_rows(store, on: date) -> pd.DataFrame:
+    """Every assigned member of cycle ``on`` with the export columns, opt-in and group (the
+    contacts come from ``restricted.member_contacts``, on either engine)."""
+    return store.read(EXPORT_SQL, [on])
 
 
 def program_frame(rows: pd.DataFrame, program: str) -> pd.DataFrame:

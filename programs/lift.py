@@ -203,7 +203,7 @@ def lift_table(
                     "method": estimate.method,
                 }
             rows.append(_row(cycle.program, on, window, through, metric, **values))
-    from programs.store import LIFT_COLUMNS
+    from programs.tables import LIFT_COLUMNS
 
     frame = pd.DataFrame(rows, columns=list(LIFT_COLUMNS))
     frame["confidence_level"] = confidence
@@ -246,7 +246,7 @@ bought as (
         on assigned.member_id = transactions.member_id
         and transactions.occurred_at >= assigned.cycle_date + 1
         and transactions.occurred_at < assigned.window_ends_on + 1
-    group by all
+    group by assigned.program, assigned.cycle_date, assigned.member_id
 )
 
 select
@@ -267,20 +267,21 @@ order by assigned.program, assigned.cycle_date, assigned.member_id
 """
 
 
-def measured_through(con) -> date:
+def measured_through(store) -> date:
     """The last day the warehouse holds activity for: outcomes are known up to it."""
-    return con.execute("select max(activity_date) from fct_member_daily").fetchone()[0]
+    latest = store.read("select max(activity_date) as through from fct_member_daily").iloc[0, 0]
+    return None if pd.isna(latest) else pd.Timestamp(latest).date()
 
 
-def read_outcomes(con, through: date) -> pd.DataFrame:
+def read_outcomes(store, through: date) -> pd.DataFrame:
     """Member outcomes for every program cycle whose response window ended by ``through``."""
-    return con.execute(OUTCOMES_SQL, {"through": through}).fetchdf()
+    return store.read(OUTCOMES_SQL, {"through": through})
 
 
-def read_cycles(con) -> pd.DataFrame:
+def read_cycles(store) -> pd.DataFrame:
     """The program cycles to measure: every one that ran (a skipped program, e.g. a segment
     program without a segment model, has no members and so no lift)."""
-    cycles = con.execute("select * from program_cycles order by cycle_date, program").fetchdf()
+    cycles = store.read("select * from program_cycles order by cycle_date, program")
     if "skipped_reason" in cycles.columns:  # a table written before programs could be skipped
         cycles = cycles[cycles["skipped_reason"].isna()]
     columns = ["program", "cycle_date", "response_window_days", "treatment", "control"]

@@ -11,11 +11,12 @@ responses, so no engagement segments to learn and no segment model: scoring then
 ``predicted_segment``, ``segment_probability`` and ``segment_model_version`` as null for every
 member. ``segment_model_absence`` says so in plain words, the programs that need a segment are
 skipped (``SEGMENT_COLUMNS``), and ``segment_dropped`` is false for everyone. A missing survey or
-call table reads as an empty one (``stand_in_missing_tables``).
+call table reads as an empty one (``stand_ins``).
 """
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from functools import cache
 
@@ -108,56 +109,70 @@ class WarehouseNotReady(RuntimeError):
     """The warehouse lacks what a programs cycle needs (scores, or scores for today's as-of)."""
 
 
-def _has_table(con, name: str, schema: str = "main") -> bool:
-    return bool(
-        con.execute(
-            "select count(*) from information_schema.tables where table_schema = ? "
-            "and table_name = ?",
-            [schema, name],
-        ).fetchone()[0]
-    )
-
-
-def stand_in_missing_tables(con, tables=OPTIONAL_TABLES) -> list[str]:
-    """Give ``con`` an empty temporary view, typed by the dbt contract, for each of ``tables`` the
-    warehouse lacks; returns their names.
+def stand_ins(store, sql: str, tables=OPTIONAL_TABLES) -> str:
+    """``sql`` with an empty stand-in, typed by the dbt contract, for each of ``tables`` it names
+    that the warehouse lacks.
 
     A loyalty-only deployment may have no survey (or call) table at all. Read as empty, they leave
     the 14-day counts at zero and the key drivers without those experiences, which is what they
-    are. The views live in the connection's temporary schema (allowed read-only) and go with it.
+    are. Each stand-in is a leading CTE of the same name, so the query runs unchanged, on either
+    engine, and nothing is created in the warehouse.
     """
-    missing = [name for name in tables if not _has_table(con, name)]
-    for name in missing:
-        columns = ", ".join(
-            f'cast(null as {kind}) as "{column}"'
+    missing = [name for name in tables if re.search(rf"\b{name}\b", sql) and not store.exists(name)]
+    if not missing:
+        return sql
+    empty = ", ".join(
+        f"{name} as (select "
+        + ", ".join(
+            f"cast(null as {kind}) as {column}"
             for column, (kind, _) in contract_columns(name).items()
         )
-        con.execute(f"create or replace temporary view {name} as select {columns} where false")
-    return missing
+        + " where false)"
+        for name in missing
+    )
+    text = sql.lstrip()
+    if re.match(r"with\b", text, flags=re.IGNORECASE):
+        return f"with {empty}, {text[4:].lstrip()}"
+    return f"with {empty} {text}"
 
 
-def has_rows(con, table: str) -> bool:
-    """Whether ``table`` holds any row (one row read, not a count)."""
-    return con.execute(f"select exists (select 1 from {table})").fetchone()[0]
+def read(store, sql: str, params=()) -> pd.DataFrame:
+    """``store.read``, with an empty stand-in for each optional table the warehouse lacks."""
+    return store.read(stand_ins(store, sql), params)
 
 
-def segment_model_absence(con, frame: pd.DataFrame) -> str | None:
+def has_rows(store, table: str) -> bool:
+    """Whether ``table`` exists and holds any row (one row read, not a count)."""
+    if not store.exists(table):
+        return False
+    return bool(store.read(f"select exists (select 1 from {table}) as found").iloc[0, 0])
+
+
+def segment_model_absence(store, frame: pd.DataFrame) -> str | None:
     """Why the cycle's scores have no segments (``"no segment model: ..."``), or None when they do.
 
     Scoring without a segment model leaves ``segment_model_version`` null for every member.
     """
     if frame.empty or frame["segment_model_version"].notna().any():
         return None
-    why = NO_SEGMENTS_SCORED if has_rows(con, "fct_survey_responses") else NO_SURVEYS_FOR_SEGMENTS
+    why = NO_SEGMENTS_SCORED if has_rows(store, "fct_survey_responses") else NO_SURVEYS_FOR_SEGMENTS
     return f"no segment model: {why}"
 
 
-def cycle_date(con) -> date:
+def _day(value) -> date | None:
+    """A date read through the store (a ``datetime64`` value, or null) as a ``date``."""
+    return None if value is None or pd.isna(value) else pd.Timestamp(value).date()
+
+
+def cycle_date(store) -> date:
     """The cycle date: customer_360's as-of date, which the latest scores must match."""
-    if not _has_table(con, "ml_scores"):
+    if not store.exists("ml_scores"):
         raise WarehouseNotReady("the warehouse has no ml_scores yet: run `python -m ml score`")
-    as_of = con.execute("select max(as_of_date) from customer_360").fetchone()[0]
-    scored = con.execute("select max(score_date) from ml_scores").fetchone()[0]
+    latest = store.read(
+        "select (select max(as_of_date) from customer_360) as as_of, "
+        "(select max(score_date) from ml_scores) as scored"
+    ).iloc[0]
+    as_of, scored = _day(latest["as_of"]), _day(latest["scored"])
     if as_of is None or scored is None:
         raise WarehouseNotReady("customer_360 or ml_scores is empty")
     if scored != as_of:
@@ -245,9 +260,9 @@ def segment_dropped(previous: pd.Series, current: pd.Series) -> pd.Series:
     return (before.notna() & after.notna() & (after < before)).astype(bool)
 
 
-def read_members(con, on: date) -> pd.DataFrame:
+def read_members(store, on: date) -> pd.DataFrame:
     """The member frame for cycle date ``on`` (one row per open, scored member, by member_id)."""
-    frame = con.execute(MEMBERS_SQL, {"cycle_date": on}).fetchdf()
+    frame = read(store, MEMBERS_SQL, {"cycle_date": on})
     frame["segment_dropped"] = segment_dropped(
         frame["previous_segment"], frame["predicted_segment"]
     )
@@ -257,18 +272,18 @@ def read_members(con, on: date) -> pd.DataFrame:
     return frame
 
 
-def read_history(con, before: date) -> pd.DataFrame:
+def read_history(store, before: date) -> pd.DataFrame:
     """Assignments of cycles before ``before``, with each program's response window then."""
     columns = ["member_id", "program", "cycle_date", "assignment_group", "response_window_days"]
-    if not (_has_table(con, "program_assignments") and _has_table(con, "program_cycles")):
+    if not (store.exists("program_assignments") and store.exists("program_cycles")):
         return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
-    return con.execute(
+    return store.read(
         "select assignments.member_id, assignments.program, assignments.cycle_date, "
         "assignments.assignment_group, cycles.response_window_days "
         "from program_assignments as assignments "
         "inner join program_cycles as cycles "
         "on assignments.program = cycles.program and assignments.cycle_date = cycles.cycle_date "
-        "where assignments.cycle_date < ? "
+        "where assignments.cycle_date < $1 "
         "order by assignments.cycle_date, assignments.program, assignments.member_id",
         [before],
-    ).fetchdf()
+    )

@@ -102,37 +102,30 @@ _LATEST_MODELS = """
 
 _SEGMENTS_PER_DATE = f"""
     select score_date, predicted_segment, count(*) as members
-    from (select score_date, predicted_segment from ml_scores {_LATEST_MODELS})
+    from (select score_date, predicted_segment from ml_scores {_LATEST_MODELS}) as latest
     where predicted_segment is not null
     group by score_date, predicted_segment
     order by score_date, predicted_segment
 """
 
 
-def _scores_on(con, day: date, columns: str = "*") -> pd.DataFrame:
-    return con.execute(
-        f"select {columns} from ml_scores where score_date = ? {_LATEST_MODELS}", [day]
-    ).fetchdf()
-
-
-def _table(con, name: str) -> bool:
-    return bool(
-        con.execute(
-            "select count(*) from information_schema.tables where table_name = ?", [name]
-        ).fetchone()[0]
+def _scores_on(store, day: date, columns: str = "*") -> pd.DataFrame:
+    return store.read(
+        f"select {columns} from ml_scores where score_date = $1 {_LATEST_MODELS}", [day]
     )
 
 
-def _measured(con) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _measured(store) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Segments of relationship answers by month, and moves between a member's consecutive
     answers (the rule of ``ml/labels.py``)."""
-    answers = con.execute(
+    answers = members.read(
+        store,
         "select member_id, submitted_at, nps_score, "
         + ", ".join(EMOTION_ITEMS)
         + " from fct_survey_responses where survey_type = 'relationship' "
         "and member_id is not null and nps_score is not null "
-        "order by member_id, submitted_at, response_id"
-    ).fetchdf()
+        "order by member_id, submitted_at, response_id",
+    )
     answers["mean_emotion"] = answers[list(EMOTION_ITEMS)].astype(float).mean(axis=1)
     answers = answers.dropna(subset=["mean_emotion"])
     answers["segment"] = segment_from_answers(
@@ -158,28 +151,27 @@ def _reasons(current: pd.DataFrame) -> pd.DataFrame:
     return counts.sort_values(["members", "reason"], ascending=[False, True], ignore_index=True)
 
 
-def gather(con, exports_dir: Path | None = None) -> ReportData:
-    """Read the report's data from a (read-only) warehouse connection."""
+def gather(store, exports_dir: Path | None = None) -> ReportData:
+    """Read the report's data from the warehouse (``store``) and the exports' manifest."""
     from programs.exports import read_manifest
 
-    members.stand_in_missing_tables(con)
     dates = [
-        row[0]
-        for row in con.execute(
-            "select distinct score_date from ml_scores order by score_date"
-        ).fetchall()
+        day.date()
+        for day in store.read("select distinct score_date from ml_scores order by score_date")[
+            "score_date"
+        ]
     ]
     if not dates:
         raise ValueError("ml_scores holds no scores: score the members before the report")
     as_of = dates[-1]
-    current = _scores_on(con, as_of)
-    tiers = con.execute("select member_id, tier from customer_360").fetchdf()
+    current = _scores_on(store, as_of)
+    tiers = store.read("select member_id, tier from customer_360")
     current = current.merge(tiers, on="member_id", how="left")
-    no_segments = members.segment_model_absence(con, current)
+    no_segments = members.segment_model_absence(store, current)
     predicted = pd.DataFrame(columns=["from_segment", "to_segment", "members"])
     transition_dates = None
     if len(dates) >= 2 and not no_segments:
-        before = _scores_on(con, dates[-2], "member_id, predicted_segment")
+        before = _scores_on(store, dates[-2], "member_id, predicted_segment")
         moved = before.merge(
             current[["member_id", "predicted_segment"]], on="member_id", suffixes=("_a", "_b")
         )
@@ -193,27 +185,27 @@ def gather(con, exports_dir: Path | None = None) -> ReportData:
             )
         )
         transition_dates = (dates[-2].isoformat(), dates[-1].isoformat())
-    monthly, measured_transitions = _measured(con)
+    monthly, measured_transitions = _measured(store)
     risk = (
         current.groupby(["predicted_segment", "tier", "risk_band"], dropna=False)
         .agg(members=("member_id", "size"), churn_probability_sum=("churn_probability", "sum"))
         .reset_index()
     )
     cycles = (
-        con.execute("select * from program_cycles order by cycle_date, priority").fetchdf()
-        if _table(con, "program_cycles")
+        store.read("select * from program_cycles order by cycle_date, priority")
+        if store.exists("program_cycles")
         else pd.DataFrame()
     )
     lift_rows = (
-        con.execute("select * from mart_program_lift order by cycle_date, program").fetchdf()
-        if _table(con, "mart_program_lift")
+        store.read("select * from mart_program_lift order by cycle_date, program")
+        if store.exists("mart_program_lift")
         else pd.DataFrame()
     )
     driver_rows = (
-        con.execute(
-            "select * from mart_key_drivers where as_of_date = ? order by outcome, driver", [as_of]
-        ).fetchdf()
-        if _table(con, "mart_key_drivers")
+        store.read(
+            "select * from mart_key_drivers where as_of_date = $1 order by outcome, driver", [as_of]
+        )
+        if store.exists("mart_key_drivers")
         else pd.DataFrame()
     )
     manifest = read_manifest(exports_dir) if exports_dir else None
@@ -221,7 +213,7 @@ def gather(con, exports_dir: Path | None = None) -> ReportData:
         as_of=as_of,
         model_version=str(current["model_version"].iloc[0]),
         members_scored=len(current),
-        predicted_segments=con.execute(_SEGMENTS_PER_DATE).fetchdf(),
+        predicted_segments=store.read(_SEGMENTS_PER_DATE),
         measured_segments=monthly,
         predicted_transitions=predicted,
         measured_transitions=measured_transitions,

@@ -1,8 +1,8 @@
-"""What programs write to the DuckDB warehouse, each in one short write transaction.
+"""The tables programs own, their columns, and how a cycle writes them through the store.
 
-DuckDB lets one process write a file at a time, so every write here opens the live file, replaces
-its own rows in a transaction and closes it at once (as ``ml/score.py`` writes ``ml_scores``);
-readers use ``warehouse/published/cx.duckdb``, refreshed by ``publish`` after the writes.
+Each write is one transaction of the ``programs`` writer (``warehouse/store.py``), on DuckDB or
+PostgreSQL alike: it replaces its own rows and commits whole, or not at all. On DuckDB the analysts
+read ``warehouse/published/cx.duckdb``, refreshed by the cycle's ``publish`` step after the writes.
 
 - ``program_assignments``: one row per member, program and cycle date, with the group
   (``treatment`` or ``control``); a rerun of a cycle replaces that cycle's rows.
@@ -12,25 +12,24 @@ readers use ``warehouse/published/cx.duckdb``, refreshed by ``publish`` after th
 - ``mart_program_lift``: one row per program, cycle and metric, re-measured every run as the
   response windows fill.
 - ``mart_key_drivers``: one row per as-of date, outcome and experience; a rerun replaces its date.
+
+Their keys, audience and owner are in the table registry (``warehouse/tables.yml``).
 """
 
 from __future__ import annotations
 
 from datetime import date
-from pathlib import Path
 
 import pandas as pd
 
-ASSIGNMENTS_DDL = """
-create table if not exists program_assignments (
-    cycle_date date not null,
-    program varchar not null,
-    member_id varchar not null,
-    assignment_group varchar not null,
-    primary key (cycle_date, program, member_id)
-)
-"""
-ASSIGNMENT_COLUMNS = ("cycle_date", "program", "member_id", "assignment_group")
+OWNER = "programs"
+
+ASSIGNMENT_COLUMNS: dict[str, str] = {
+    "cycle_date": "date",
+    "program": "varchar",
+    "member_id": "varchar",
+    "assignment_group": "varchar",
+}
 
 # What each program was in each cycle: its rules then, and where its matched members went.
 CYCLE_COLUMNS: dict[str, str] = {
@@ -106,69 +105,30 @@ PUBLISHED_TABLES = (
 )
 
 
-def _ddl(table: str, columns: dict[str, str]) -> str:
-    return (
-        f"create table if not exists {table} ({', '.join(f'{c} {t}' for c, t in columns.items())})"
-    )
+def _frame(frame: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
+    return frame[list(columns)]
 
 
-def _add_missing_columns(con, table: str, columns: dict[str, str]) -> None:
-    """Columns added to ``columns`` since ``table`` was created (null in its earlier rows)."""
-    present = {
-        row[0]
-        for row in con.execute(
-            "select column_name from information_schema.columns where table_schema = 'main' "
-            "and table_name = ?",
-            [table],
-        ).fetchall()
-    }
-    for column, kind in columns.items():
-        if column not in present:
-            con.execute(f"alter table {table} add column {column} {kind}")
-
-
-def _insert(con, table: str, frame: pd.DataFrame, columns) -> None:
-    con.register("incoming_rows", frame[list(columns)])
-    names = ", ".join(columns)
-    con.execute(f"insert into {table} ({names}) select {names} from incoming_rows")
-    con.unregister("incoming_rows")
-
-
-def write_assignments(
-    duckdb_path: Path, on: date, assignments: pd.DataFrame, cycles: pd.DataFrame
-) -> dict[str, int]:
+def write_assignments(store, on: date, assignments: pd.DataFrame, cycles: pd.DataFrame) -> dict:
     """Replace cycle ``on`` in ``program_assignments`` and ``program_cycles``."""
-    import duckdb
-
-    with duckdb.connect(str(duckdb_path)) as con:
-        con.execute("begin transaction")
-        con.execute(ASSIGNMENTS_DDL)
-        con.execute(_ddl("program_cycles", CYCLE_COLUMNS))
-        _add_missing_columns(con, "program_cycles", CYCLE_COLUMNS)
-        for table in ("program_assignments", "program_cycles"):
-            con.execute(f"delete from {table} where cycle_date = ?", [on])
-        if len(assignments):
-            _insert(con, "program_assignments", assignments, ASSIGNMENT_COLUMNS)
-        _insert(con, "program_cycles", cycles, CYCLE_COLUMNS)
-        con.execute("commit")
+    with store.writer(OWNER) as writer:
+        writer.ensure("program_assignments", ASSIGNMENT_COLUMNS)
+        # A table written before skipped_reason existed gains it here (null in its older rows).
+        writer.ensure("program_cycles", CYCLE_COLUMNS)
+        writer.replace(
+            "program_assignments",
+            _frame(assignments, ASSIGNMENT_COLUMNS),
+            {"cycle_date": on},
+        )
+        writer.replace("program_cycles", _frame(cycles, CYCLE_COLUMNS), {"cycle_date": on})
     return {"assignments": len(assignments), "programs": len(cycles)}
 
 
-def write_measurements(
-    duckdb_path: Path, on: date, lift: pd.DataFrame, drivers: pd.DataFrame
-) -> dict[str, int]:
+def write_measurements(store, on: date, lift: pd.DataFrame, drivers: pd.DataFrame) -> dict:
     """Replace ``mart_program_lift`` whole and date ``on`` of ``mart_key_drivers``."""
-    import duckdb
-
-    with duckdb.connect(str(duckdb_path)) as con:
-        con.execute("begin transaction")
-        con.execute(_ddl("mart_program_lift", LIFT_COLUMNS))
-        con.execute("delete from mart_program_lift")
-        if len(lift):
-            _insert(con, "mart_program_lift", lift, LIFT_COLUMNS)
-        con.execute(_ddl("mart_key_drivers", DRIVER_COLUMNS))
-        con.execute("delete from mart_key_drivers where as_of_date = ?", [on])
-        if len(drivers):
-            _insert(con, "mart_key_drivers", drivers, DRIVER_COLUMNS)
-        con.execute("commit")
+    with store.writer(OWNER) as writer:
+        writer.ensure("mart_program_lift", LIFT_COLUMNS)
+        writer.replace("mart_program_lift", _frame(lift, LIFT_COLUMNS), {})
+        writer.ensure("mart_key_drivers", DRIVER_COLUMNS)
+        writer.replace("mart_key_drivers", _frame(drivers, DRIVER_COLUMNS), {"as_of_date": on})
     return {"lift_rows": len(lift), "driver_rows": len(drivers)}

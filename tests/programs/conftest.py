@@ -1,9 +1,11 @@
 """Fixtures for the programs tests: a programs file for small warehouses, and two real cycles
 on a simulated warehouse (the first through ``cycle.run``, the second through the DAG's own task
-bodies, called in the DAG's order)."""
+bodies, called in the DAG's order), on each warehouse: DuckDB and PostgreSQL (the local server of
+scripts/postgres.sh; its runs are skipped when it is down, and fail under CI)."""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +14,9 @@ from program_warehouse import FIRST_CYCLE, SECOND_CYCLE, advance, build
 
 from config import load_settings
 from config.settings import Settings
+
+ENGINES = ("duckdb", "postgres")
+_PG_VARIABLES = ("CX_PG_HOST", "CX_PG_PORT", "CX_PG_USER", "CX_PG_PASSWORD", "CX_PG_DBNAME")
 
 # The shipped programs, with a larger control share and one response window, so a warehouse of
 # 400 members has control groups big enough to measure and the first cycle's window passes.
@@ -44,8 +49,72 @@ programs:
 @dataclass
 class Cycles:
     settings: Settings
+    store: object
     first_run: dict
     second_run: dict[str, object]
+
+
+@pytest.fixture(scope="session")
+def postgres_databases(postgres_url):
+    """Makes throwaway databases on the local server (one per warehouse the tests build),
+    dropped at the end of the session: ``new()`` returns the ``CX_PG_*`` variables of one."""
+    import sqlalchemy as sa
+
+    admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    made: list[str] = []
+
+    def new() -> dict[str, str]:
+        name = f"cx_programs_{uuid.uuid4().hex[:10]}"
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'create database "{name}"')
+        made.append(name)
+        url = sa.engine.make_url(postgres_url)
+        return {
+            "CX_WAREHOUSE_TARGET": "postgres",
+            "CX_PG_HOST": url.host or "127.0.0.1",
+            "CX_PG_PORT": str(url.port or 5432),
+            "CX_PG_USER": url.username or "",
+            "CX_PG_PASSWORD": url.password or "",
+            "CX_PG_DBNAME": name,
+        }
+
+    yield new
+    with admin.connect() as connection:
+        for name in made:
+            connection.exec_driver_sql(f'drop database if exists "{name}" with (force)')
+    admin.dispose()
+
+
+def warehouse_env(request, engine: str) -> dict[str, str]:
+    """The variables that point a test's settings at a new warehouse on ``engine`` (DuckDB: the
+    default file under ``CX_DATA_DIR``)."""
+    if engine == "duckdb":
+        return {}
+    return request.getfixturevalue("postgres_databases")()
+
+
+def patch_warehouse(patch: pytest.MonkeyPatch, root: Path, env: dict[str, str]) -> None:
+    """Point the environment at ``root`` and the warehouse of ``env``, and nowhere else."""
+    patch.setenv("CX_DATA_DIR", str(root / "data"))
+    for name in ("CX_DUCKDB_PATH", "CX_EXPORTS_DIR", "CX_REPORTS_DIR", "CX_WAREHOUSE_TARGET"):
+        patch.delenv(name, raising=False)
+    for name in _PG_VARIABLES:
+        patch.delenv(name, raising=False)
+    for name, value in env.items():
+        if value:
+            patch.setenv(name, value)
+
+
+@pytest.fixture(params=ENGINES)
+def empty_store(request, tmp_path):
+    """An empty warehouse on each engine, for tests that write a few rows of their own."""
+    from warehouse.store import open_store
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch_warehouse(patch, tmp_path, warehouse_env(request, request.param))
+        settings = load_settings()
+    settings.duckdb_path.parent.mkdir(parents=True, exist_ok=True)
+    return open_store(settings)
 
 
 def run_dag_tasks(dag_id: str) -> dict[str, object]:
@@ -73,8 +142,8 @@ def run_dag_tasks(dag_id: str) -> dict[str, object]:
     return results
 
 
-@pytest.fixture(scope="session")
-def two_cycles(tmp_path_factory) -> Cycles:
+@pytest.fixture(scope="session", params=ENGINES)
+def two_cycles(request, tmp_path_factory) -> Cycles:
     """Cycle 1 on 2026-04-30 (``cycle.run``), then two months in which win-back's treated
     members buy again far more often, then cycle 2 on 2026-06-30 through ``run_programs``.
 
@@ -82,22 +151,22 @@ def two_cycles(tmp_path_factory) -> Cycles:
     settings from it); tests then use ``Cycles.settings``, so no other test sees it.
     """
     from programs import cycle
+    from warehouse.store import open_store
 
-    root = tmp_path_factory.mktemp("programs")
+    root = tmp_path_factory.mktemp(f"programs-{request.param}")
     config = root / "programs.yml"
     config.write_text(TEST_PROGRAMS)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("CX_DATA_DIR", str(root / "data"))
+        patch_warehouse(patch, root, warehouse_env(request, request.param))
         patch.setenv("CX_PROGRAMS_CONFIG", str(config))
-        for name in ("CX_DUCKDB_PATH", "CX_EXPORTS_DIR", "CX_REPORTS_DIR", "CX_WAREHOUSE_TARGET"):
-            patch.delenv(name, raising=False)
         settings = load_settings()
         settings.duckdb_path.parent.mkdir(parents=True)
-        state = build(settings.duckdb_path, FIRST_CYCLE)
-        first = cycle.run(settings)
-        advance(settings.duckdb_path, state, SECOND_CYCLE, boosted=("win_back",))
+        store = open_store(settings)
+        state = build(store, FIRST_CYCLE)
+        first = cycle.run(store, settings)
+        advance(store, state, SECOND_CYCLE, boosted=("win_back",))
         second = run_dag_tasks("run_programs")
-    return Cycles(settings, first, second)
+    return Cycles(settings, store, first, second)
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
-"""A small DuckDB warehouse for the programs tests: the tables programs read, each created with the
-columns and types of its enforced dbt contract (so a column the code reads that the warehouse does
-not have fails here too), filled from a seeded simulation.
+"""A small warehouse for the programs tests, on DuckDB or PostgreSQL (whichever store it is given):
+the tables programs read, each created with the columns and types of its enforced dbt contract (so
+a column the code reads that the warehouse does not have fails here too), filled from a seeded
+simulation. It plays dbt and the models, each through its own store writer.
 
 ``build`` writes the warehouse as of a first date; ``advance`` moves it to a later date after a
 programs cycle ran, adding purchases in which the treated members of ``boosted`` programs buy
@@ -13,14 +14,13 @@ without a segment model (``predicted_segment``, ``segment_probability`` and
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
-from pathlib import Path
 
-import duckdb
 import numpy as np
 import pandas as pd
 import yaml
 
 from config.settings import REPO_ROOT
+from warehouse import tables
 
 MARTS = REPO_ROOT / "dbt_project" / "models" / "marts"
 SEGMENTS = ("Disengaged", "Swing", "Engaged")
@@ -44,20 +44,43 @@ def contract_columns(model: str) -> dict[str, str]:
     raise KeyError(model)
 
 
-def create(con, table: str, frame: pd.DataFrame, model: str | None = None) -> None:
-    """``table`` with its contract's columns (missing ones null), rows from ``frame``."""
-    columns = contract_columns(model or table.split(".")[-1])
+# The contract's types as a store writer takes them: numeric as double (the PostgreSQL driver
+# does not copy floats into numeric), timestamps without a time zone as dbt builds them.
+_WRITABLE = {"numeric(18, 2)": "double", "timestamp": "timestamp without time zone"}
+
+SCORE_COLUMNS = {
+    "member_id": "varchar",
+    "score_date": "date",
+    "model_version": "varchar",
+    "churn_model_version": "varchar",
+    "segment_model_version": "varchar",
+    "churn_probability": "double",
+    "is_lapsed": "boolean",
+    "risk_band": "varchar",
+    "predicted_segment": "varchar",
+    "segment_probability": "double",
+    "reason_1": "varchar",
+    "reason_2": "varchar",
+    "reason_3": "varchar",
+}
+
+
+def create(store, table: str, frame: pd.DataFrame) -> None:
+    """``table`` with its contract's columns (missing ones null), holding only ``frame``'s rows,
+    written by the table's owner."""
+    columns = {c: _WRITABLE.get(t, t) for c, t in contract_columns(table).items()}
     unknown = set(frame.columns) - set(columns)
     assert not unknown, f"{table}: not in the contract: {unknown}"
-    con.execute(
-        f"create or replace table {table} ({', '.join(f'{c} {t}' for c, t in columns.items())})"
-    )
-    if frame.empty:
-        return
-    con.register("rows_in", frame)
-    select = ", ".join(c if c in frame.columns else "null" for c in columns)
-    con.execute(f"insert into {table} select {select} from rows_in")
-    con.unregister("rows_in")
+    with store.writer(tables.table(table).owner) as writer:
+        writer.ensure(table, columns)
+        writer.replace(table, frame, {})
+
+
+def write_scores(store, scores: pd.DataFrame, on: date) -> None:
+    """Replace the scores of ``on`` in ``ml_scores``, as the models write them."""
+    with store.writer("models") as writer:
+        writer.ensure("ml_scores", SCORE_COLUMNS)
+        writer.replace("ml_scores", scores[list(SCORE_COLUMNS)], {"score_date": on})
 
 
 def _members(n: int, rng) -> pd.DataFrame:
@@ -213,61 +236,46 @@ def _scores(
     )
 
 
-def _write(path: Path, state: dict, as_of: date) -> None:
+def _write(store, state: dict, as_of: date) -> None:
     members, purchases = state["members"], state["purchases"]
     daily = purchases.assign(activity_date=purchases["occurred_at"].dt.date)[
         ["member_id", "activity_date"]
     ].drop_duplicates()
     daily = daily[daily["activity_date"] <= as_of]
-    with duckdb.connect(str(path)) as con:
-        con.execute("create schema if not exists restricted")
-        create(
-            con,
-            "dim_members",
-            members[
-                [
-                    "member_id",
-                    "enrolled_at",
-                    "region",
-                    "tier",
-                    "marketing_opt_in",
-                    "closed_at",
-                    "is_closed",
-                ]
-            ],
-        )
-        create(
-            con,
-            "restricted.member_contacts",
-            members[["member_id", "first_name", "email", "marketing_opt_in"]],
-            "member_contacts",
-        )
-        create(con, "fct_transactions", purchases[purchases["occurred_at"].dt.date <= as_of])
-        create(con, "fct_member_daily", daily)
-        if state["responses"] is not None:
-            create(con, "fct_survey_responses", state["responses"])
-        create(con, "fct_calls", state["calls"])
-        create(
-            con,
-            "customer_360",
-            _customer_360(members, purchases[purchases["occurred_at"].dt.date <= as_of], as_of),
-        )
-        con.execute(
-            "create table if not exists ml_scores (member_id varchar, score_date date, "
-            "model_version varchar, churn_model_version varchar, segment_model_version varchar, "
-            "churn_probability double, is_lapsed boolean, risk_band varchar, "
-            "predicted_segment varchar, segment_probability double, reason_1 varchar, "
-            "reason_2 varchar, reason_3 varchar)"
-        )
-        con.register("score_rows", state["scores"])
-        con.execute("delete from ml_scores where score_date = ?", [as_of])
-        con.execute("insert into ml_scores select * from score_rows")
-        con.unregister("score_rows")
+    create(
+        store,
+        "dim_members",
+        members[
+            [
+                "member_id",
+                "enrolled_at",
+                "region",
+                "tier",
+                "marketing_opt_in",
+                "closed_at",
+                "is_closed",
+            ]
+        ],
+    )
+    create(
+        store,
+        "member_contacts",
+        members[["member_id", "first_name", "email", "marketing_opt_in"]],
+    )
+    create(store, "fct_transactions", purchases[purchases["occurred_at"].dt.date <= as_of])
+    create(store, "fct_member_daily", daily)
+    if state["responses"] is not None:
+        create(store, "fct_survey_responses", state["responses"])
+    create(store, "fct_calls", state["calls"])
+    create(
+        store,
+        "customer_360",
+        _customer_360(members, purchases[purchases["occurred_at"].dt.date <= as_of], as_of),
+    )
+    write_scores(store, state["scores"], as_of)
 
 
-def build(
-    path: Path, as_of: date, n_members: int = 400, seed: int = 11, surveys: bool = True
-) -> dict:
+def build(store, as_of: date, n_members: int = 400, seed: int = 11, surveys: bool = True) -> dict:
     """The warehouse as of ``as_of``; returns the simulation state for ``advance``.
 
     ``surveys=False``: no survey platform, so no ``fct_survey_responses`` and no segment model.
@@ -286,25 +294,23 @@ def build(
         "surveys": surveys,
     }
     state["scores"] = _scores(members, as_of, rng, segments=surveys)
-    _write(path, state, as_of)
+    _write(store, state, as_of)
     return state
 
 
 def advance(
-    path: Path, state: dict, as_of: date, boosted: tuple[str, ...], retained=(0.35, 0.85)
+    store, state: dict, as_of: date, boosted: tuple[str, ...], retained=(0.35, 0.85)
 ) -> None:
     """Move the warehouse to ``as_of``: after the last cycle, treated members of ``boosted``
     programs buy again with probability ``retained[1]``, everyone else ``retained[0]``."""
     rng = state["rng"]
-    with duckdb.connect(str(path), read_only=True) as con:
-        last = con.execute("select max(cycle_date) from program_cycles").fetchone()[0]
-        treated = set(
-            con.execute(
-                "select member_id from program_assignments where cycle_date = ? and "
-                "assignment_group = 'treatment' and program in (select unnest(?))",
-                [last, list(boosted)],
-            ).fetchdf()["member_id"]
-        )
+    last = store.read("select max(cycle_date) as last from program_cycles").iloc[0, 0].date()
+    assigned = store.read(
+        "select member_id, program from program_assignments where cycle_date = $1 and "
+        "assignment_group = 'treatment'",
+        [last],
+    )
+    treated = set(assigned.loc[assigned["program"].isin(boosted), "member_id"])
     members = state["members"]
     chance = np.where(members["member_id"].isin(treated), retained[1], retained[0])
     buys = rng.random(len(members)) < chance
@@ -325,4 +331,4 @@ def advance(
         state["responses"] = pd.concat([state["responses"], responses], ignore_index=True)
     state["calls"] = pd.concat([state["calls"], calls], ignore_index=True)
     state["scores"] = _scores(members, as_of, rng, segments=state.get("surveys", True))
-    _write(path, state, as_of)
+    _write(store, state, as_of)

@@ -1,5 +1,6 @@
 """Two real cycles on a simulated warehouse (the first through ``cycle.run``, the second through
-the ``run_programs`` task bodies); then the issue's promises are checked on what they wrote."""
+the ``run_programs`` task bodies), on DuckDB and on PostgreSQL; then the issue's promises are
+checked on what they wrote."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import os
 import stat
 from dataclasses import replace
 
-import duckdb
 import pandas as pd
 import pytest
 from program_warehouse import FIRST_CYCLE, SECOND_CYCLE
@@ -20,9 +20,8 @@ from programs.exports import BUILDS
 pytestmark = pytest.mark.integration
 
 
-def _query(settings, sql, params=None) -> pd.DataFrame:
-    with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:
-        return con.execute(sql, params or []).fetchdf()
+def _query(cycles, sql, params=None) -> pd.DataFrame:
+    return cycles.store.read(sql, params or [])
 
 
 def _exported(exports_dir, cycle: str) -> pd.DataFrame:
@@ -36,9 +35,9 @@ def _exported(exports_dir, cycle: str) -> pd.DataFrame:
 
 def test_assignments_hold_both_groups_in_every_program_and_cycle(two_cycles):
     groups = _query(
-        two_cycles.settings,
+        two_cycles,
         "select cycle_date, program, assignment_group, count(*) as members "
-        "from program_assignments group by all",
+        "from program_assignments group by cycle_date, program, assignment_group",
     )
     for day in (FIRST_CYCLE, SECOND_CYCLE):
         on_day = groups[pd.to_datetime(groups["cycle_date"]).dt.date == day]
@@ -48,22 +47,22 @@ def test_assignments_hold_both_groups_in_every_program_and_cycle(two_cycles):
             share = mine["control"] / mine.sum()
             assert abs(share - 0.3) <= 0.5 / mine.sum() + 1e-9  # the exact share, rounded
     one_each = _query(
-        two_cycles.settings,
-        "select count(*) from (select member_id, cycle_date from program_assignments "
-        "group by all having count(*) > 1)",
+        two_cycles,
+        "select count(*) as members from (select member_id, cycle_date from program_assignments "
+        "group by member_id, cycle_date having count(*) > 1) as repeated",
     )
     assert one_each.iloc[0, 0] == 0  # one program per member per cycle
 
 
 def test_exports_hold_no_control_member_and_no_email_without_opt_in(two_cycles, exports_dir):
     contacts = _query(
-        two_cycles.settings, "select member_id, marketing_opt_in from restricted.member_contacts"
+        two_cycles, "select member_id, marketing_opt_in from restricted.member_contacts"
     ).set_index("member_id")["marketing_opt_in"]
     for day in (FIRST_CYCLE, SECOND_CYCLE):
         exported = _exported(exports_dir, day.isoformat())
         controls = _query(
-            two_cycles.settings,
-            "select member_id from program_assignments where cycle_date = ? "
+            two_cycles,
+            "select member_id from program_assignments where cycle_date = $1 "
             "and assignment_group = 'control'",
             [day],
         )
@@ -100,8 +99,8 @@ def test_manifest_checksums_latest_pointer_and_a_rerun_gives_the_same_bytes(
         assert rows == program["rows"] == program["treatment"]
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
     target = (exports_dir / SECOND_CYCLE.isoformat()).resolve()
-    cycle.assign(two_cycles.settings)
-    cycle.export(two_cycles.settings, SECOND_CYCLE.isoformat())
+    cycle.assign(two_cycles.store, two_cycles.settings)
+    cycle.export(two_cycles.store, two_cycles.settings, SECOND_CYCLE.isoformat())
     assert (exports_dir / SECOND_CYCLE.isoformat()).resolve() == target
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
 
@@ -132,7 +131,7 @@ def test_exports_are_also_the_groups_with_cx_personal_file_group(two_cycles, tmp
     settings = replace(
         two_cycles.settings, exports_dir=tmp_path / "exports", personal_file_group=group
     )
-    cycle.export(settings, SECOND_CYCLE.isoformat())
+    cycle.export(two_cycles.store, settings, SECOND_CYCLE.isoformat())
     folders, files, count = _build_modes(settings.exports_dir)
     assert count == 9
     assert folders == {0o750}
@@ -142,7 +141,7 @@ def test_exports_are_also_the_groups_with_cx_personal_file_group(two_cycles, tmp
 
 
 def test_lift_recovers_the_planted_effect_and_waits_for_open_windows(two_cycles):
-    lift = _query(two_cycles.settings, "select * from mart_program_lift")
+    lift = _query(two_cycles, "select * from mart_program_lift")
     lift["cycle_date"] = pd.to_datetime(lift["cycle_date"]).dt.date
     first = lift[lift["cycle_date"] == FIRST_CYCLE].set_index(["program", "metric"])
     win_back = first.loc[("win_back", "retention_rate")]
@@ -164,9 +163,10 @@ def test_lift_recovers_the_planted_effect_and_waits_for_open_windows(two_cycles)
 
 def test_measure_writes_key_drivers_and_the_published_copy_has_the_tables(two_cycles):
     from warehouse.publish import published_path
+    from warehouse.store import DuckDBStore
 
     drivers = _query(
-        two_cycles.settings, "select * from mart_key_drivers where as_of_date = ?", [SECOND_CYCLE]
+        two_cycles, "select * from mart_key_drivers where as_of_date = $1", [SECOND_CYCLE]
     )
     assert set(drivers["outcome"]) == {"nps", "churn"}
     nps = drivers[drivers["outcome"] == "nps"]
@@ -176,18 +176,15 @@ def test_measure_writes_key_drivers_and_the_published_copy_has_the_tables(two_cy
         nps.set_index("driver")["derived_importance"]["helped"]
         > nps.set_index("driver")["derived_importance"]["wait"]
     )
-    with duckdb.connect(
-        str(published_path(two_cycles.settings.duckdb_path)), read_only=True
-    ) as con:
-        tables = {
-            r[0] for r in con.execute("select table_name from information_schema.tables").fetchall()
-        }
-    assert {
-        "program_assignments",
-        "program_cycles",
-        "mart_program_lift",
-        "mart_key_drivers",
-    } <= tables
+    written = ("program_assignments", "program_cycles", "mart_program_lift", "mart_key_drivers")
+    if two_cycles.store.target == "duckdb":
+        # Analysts read the published copy; on PostgreSQL they read the live schema.
+        copy = DuckDBStore(published_path(two_cycles.settings.duckdb_path))
+        assert all(copy.exists(table) for table in written)
+        assert two_cycles.second_run["publish_warehouse"].endswith("cx.duckdb")
+    else:
+        assert all(two_cycles.store.exists(table) for table in written)
+        assert two_cycles.second_run["publish_warehouse"].startswith("postgres")
 
 
 def test_report_is_written_and_tells_open_windows_honestly(two_cycles):
