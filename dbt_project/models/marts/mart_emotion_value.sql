@@ -7,10 +7,10 @@ customers as (
 segmented as (
     select
         case
-            when latest_engagement_index is null then 'unmeasured'
-            when latest_engagement_index >= {{ var('engaged_min_index') }} then 'engaged'
-            when latest_engagement_index >= {{ var('swing_min_index') }} then 'swing'
-            else 'disengaged'
+            when latest_engagement_index is null then 'Unmeasured'
+            when latest_engagement_index >= {{ var('engaged_min_index') }} then 'Engaged'
+            when latest_engagement_index >= {{ var('swing_min_index') }} then 'Swing'
+            else 'Disengaged'
         end as engagement_segment,
         latest_engagement_index,
         spend_365d,
@@ -39,7 +39,8 @@ compared as (
         cast(aggregated.avg_spend_365d as double precision) as avg_spend_365d,
         cast(aggregated.avg_transactions_365d as double precision) as avg_transactions_365d,
         cast(aggregated.avg_nps_score as double precision) as avg_nps_score,
-        -- The primer's "twice as valuable": spend relative to the disengaged segment.
+        -- The primer's "twice as valuable": spend relative to the Disengaged segment. Segments are
+        -- spelt as ml_scores.predicted_segment spells them (ml/labels.py SEGMENTS).
         cast(
             case
                 when disengaged.avg_spend_365d > 0
@@ -49,7 +50,7 @@ compared as (
         ) as spend_index_vs_disengaged
     from aggregated
     left join aggregated as disengaged
-        on disengaged.engagement_segment = 'disengaged'
+        on disengaged.engagement_segment = 'Disengaged'
 )
 
 select * from compared
