@@ -41,7 +41,7 @@ def python_tables() -> dict[str, dict[str, str]]:
     """``{table: {column: type}}`` of the tables Python writes: the columns each owner's writer
     ensures (``writer.ensure(table, columns)``) before it writes."""
     from ml import monitor, score
-    from programs import tables
+    from programs import cases, tables
 
     return {
         "ml_scores": score.SCORE_COLUMNS,
@@ -51,6 +51,9 @@ def python_tables() -> dict[str, dict[str, str]]:
         "program_cycles": tables.CYCLE_COLUMNS,
         "mart_program_lift": tables.LIFT_COLUMNS,
         "mart_key_drivers": tables.DRIVER_COLUMNS,
+        "cases": cases.CASE_COLUMNS,
+        "case_updates": cases.UPDATE_COLUMNS,
+        "case_runs": cases.RUN_COLUMNS,
     }
 
 
@@ -123,12 +126,13 @@ def test_every_column_python_writes_is_described(duckdb_build, python_tables):
     )
 
 
-def test_every_published_table_python_writes_is_a_source_under_its_owner(python_tables):
-    published = _published(("models", "programs"))
-    declared = _declared_python_tables()
-    assert set(published) == set(declared) == set(python_tables)
+def test_every_table_python_writes_is_a_source_under_its_owner(python_tables):
     from warehouse import tables
 
+    owned = {t.name for owner in ("models", "programs") for t in tables.owned_by(owner)}
+    declared = _declared_python_tables()
+    assert set(owned) == set(declared) == set(python_tables)
+    assert set(_published(("models", "programs"))) <= owned
     for name, entry in declared.items():
         assert entry["config"]["meta"]["owner"] == tables.table(name).owner, name
 
@@ -164,3 +168,37 @@ def test_the_exports_and_the_report_read_the_tables_python_writes(duckdb_build):
     } <= exports
     report = set(exposures["exposure.cx.segment_report"]["depends_on"]["nodes"])
     assert {"source.cx.programs.mart_program_lift", "source.cx.programs.mart_key_drivers"} <= report
+
+
+# One meaning, one name: an NPS answer (0-10) is *nps_score, a group's NPS (-100..100) is nps.
+NPS_ANSWER_COLUMNS = ("nps_score", "latest_nps_score", "avg_nps_score")
+
+
+def test_every_column_named_nps_score_holds_answers_and_nps_holds_the_score(duckdb_connection):
+    checked = []
+    for (schema, table), columns in _built_tables(duckdb_connection).items():
+        for column in set(columns) & set(NPS_ANSWER_COLUMNS):
+            low, high = duckdb_connection.execute(
+                f'select min("{column}"), max("{column}") from {schema}.{table}'
+            ).fetchone()
+            assert low is not None, f"{table}.{column} is empty in the fixture build"
+            assert 0 <= low <= high <= 10, f"{table}.{column} spans {low}..{high}, not an answer"
+            checked.append(f"{table}.{column}")
+    assert len(checked) >= 5, checked  # responses, scored, features, 360, emotion value
+    [(low, high)] = duckdb_connection.execute(
+        "select min(nps), max(nps) from mart_nps_csat_monthly"
+    ).fetchall()
+    assert -100 <= low <= high <= 100 and (low < 0 or high > 10), (low, high)
+
+
+def test_engagement_segments_are_spelt_as_the_models_spell_them(duckdb_connection):
+    from ml.labels import SEGMENTS
+
+    segments = {
+        row[0]
+        for row in duckdb_connection.execute(
+            "select engagement_segment from mart_emotion_value"
+        ).fetchall()
+    }
+    assert segments & set(SEGMENTS), segments  # the fixture has measured members
+    assert segments <= {*SEGMENTS, "Unmeasured"}, segments
