@@ -307,6 +307,16 @@ class Settings:
         "CX_EXPORTS_DIR",
         "program exports per cycle (`<dir>/<cycle date>/`, `<dir>/latest`)",
     )
+    # Cases: the CX team's rules, and where case files go and the team's updates come in.
+    cases_config: Path = setting(
+        "CX_CASES_CONFIG",
+        "the case rules' YAML file (triggers, severities and service levels, what closes a case)",
+    )
+    cases_dir: Path = setting(
+        "CX_CASES_DIR",
+        "case files for the CX team (`<dir>/deliveries/<date>/`, `latest`) and their updates "
+        "(`<dir>/updates/*.csv`)",
+    )
     reports_dir: Path = setting(
         "CX_REPORTS_DIR",
         "the segment report (`segment-report.html`, and a dated copy per cycle)",
@@ -452,6 +462,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         ),
         exports_dir=_path(env, "CX_EXPORTS_DIR", data_dir / "exports"),
         reports_dir=_path(env, "CX_REPORTS_DIR", data_dir / "reports"),
+        cases_config=_yaml_file(env, "CX_CASES_CONFIG", REPO_ROOT / "programs" / "cases.yml"),
+        cases_dir=_path(env, "CX_CASES_DIR", data_dir / "cases"),
         suppression_list=_path(
             env, "CX_SUPPRESSION_LIST", data_dir / "privacy" / "suppression.json"
         ),

@@ -12,8 +12,12 @@ score date, set in `programs/programs.yml`:
 3. **measure**: lift (treated vs control retention and spend, with confidence intervals) of every
    cycle whose response window has passed, and the key drivers, into `mart_program_lift` and
    `mart_key_drivers`.
-4. **publish_warehouse**: refreshes the analysts' read-only copy of the warehouse.
-5. **report**: the segment report, `reports/segment-report.html`.
+4. **cases**: the CX team's closed loop (`programs/cases.yml`): detractor answers, negative
+   comments, unresolved, escalated and repeat contacts open cases; promoter answers, resolved
+   contacts and the team's update files close them; the day's new and overdue cases are
+   published under `cases/deliveries/<date>/` and POSTed to the `cx_cases_webhook` connection.
+5. **publish_warehouse**: refreshes the analysts' read-only copy of the warehouse.
+6. **report**: the segment report, `reports/segment-report.html`.
 
 Each step reads and writes the warehouse (DuckDB or PostgreSQL, `CX_WAREHOUSE_TARGET`) through
 its store, in one short transaction. A rerun of a cycle replaces its rows and reproduces the same
@@ -92,10 +96,21 @@ def run_programs():
         settings = load_settings()
         return cycle.report(open_store(settings), settings)
 
+    @task(pool=DUCKDB_POOL)
+    def cases(assigned: dict) -> dict:
+        from config import load_settings
+        from programs import cases as case_loop
+        from warehouse.store import open_store
+
+        settings = load_settings()
+        webhook = case_loop.webhook_from_airflow()
+        return case_loop.run(open_store(settings), settings, assigned["cycle_date"], webhook)
+
     assigned = assign()
     exported = export(assigned)
     published = publish_warehouse()
     measure(assigned) >> published
+    cases(assigned) >> published
     [exported, published] >> report()
 
 

@@ -92,6 +92,10 @@ class ProgramsConfig:
 class _UniqueKeyLoader(yaml.SafeLoader):
     """A safe loader that refuses a key given twice in one block (YAML would keep the last)."""
 
+    # What a block with a ``name`` is called in the message (the case rules' loader says
+    # "block": a trigger, a closer).
+    block_label = "program"
+
 
 def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False):
     seen: dict[object, int] = {}
@@ -105,7 +109,7 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: b
         key = loader.construct_object(key_node, deep=deep)
         line = key_node.start_mark.line + 1
         if key in seen:
-            program = f"program {names[0]!r}, " if names else ""
+            program = f"{loader.block_label} {names[0]!r}, " if names else ""
             raise ProgramConfigError(
                 f"{program}field {key!r}: given twice in the same block (lines {seen[key]} and "
                 f"{line}); YAML would silently keep only the last"

@@ -28,7 +28,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import date
 from pathlib import Path
 
@@ -137,7 +137,7 @@ def write_parquet(frame: pd.DataFrame, path: Path) -> None:
     pq.write_table(table, path, compression="zstd", store_schema=False)
 
 
-def _file_entry(path: Path, fmt: str, rows: int) -> dict:
+def file_entry(path: Path, fmt: str, rows: int) -> dict:
     return {
         "path": path.name,
         "format": fmt,
@@ -169,18 +169,16 @@ def write_cycle(
     which the file entries are added under ``programs[].files``. ``group`` (the setting
     ``personal_file_group``) may read the files as well as their owner.
     """
-    builds = exports_dir / BUILDS
-    builds.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(dir=builds, prefix=f".tmp-{on.isoformat()}-"))
-    try:
+
+    def fill(work: Path) -> str:
         files: dict[str, list[dict]] = {}
         for program, frame in frames.items():
             csv_path, parquet_path = work / f"{program}.csv", work / f"{program}.parquet"
             write_csv(frame, csv_path)
             write_parquet(frame, parquet_path)
             files[program] = [
-                _file_entry(csv_path, "csv", len(frame)),
-                _file_entry(parquet_path, "parquet", len(frame)),
+                file_entry(csv_path, "csv", len(frame)),
+                file_entry(parquet_path, "parquet", len(frame)),
             ]
         document = {
             **manifest,
@@ -188,8 +186,33 @@ def write_cycle(
                 {**entry, "files": files.get(entry["name"], [])} for entry in manifest["programs"]
             ],
         }
-        text = json.dumps(document, indent=2, sort_keys=True, default=str) + "\n"
-        (work / "manifest.json").write_text(text, encoding="utf-8")
+        return write_manifest(work, document)
+
+    return publish_build(exports_dir, on, fill, group)
+
+
+def write_manifest(work: Path, document: dict) -> str:
+    """``manifest.json`` in ``work`` (sorted keys, no wall-clock time); returns its text."""
+    text = json.dumps(document, indent=2, sort_keys=True, default=str) + "\n"
+    (work / "manifest.json").write_text(text, encoding="utf-8")
+    return text
+
+
+def publish_build(
+    root: Path, on: date, fill: Callable[[Path], str], group: str | None = None
+) -> Path:
+    """Publish the files ``fill`` writes as ``<root>/<on>`` and ``<root>/latest``, whole or not
+    at all; returns the ``<root>/<on>`` path.
+
+    ``fill(work)`` writes the files into an empty temporary folder and returns a text (the
+    manifest) whose hash names the build, so the same content gives the same build folder.
+    The exports and the CX team's case files (``programs/cases.py``) are published this way.
+    """
+    builds = root / BUILDS
+    builds.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(dir=builds, prefix=f".tmp-{on.isoformat()}-"))
+    try:
+        text = fill(work)
         build = builds / f"{on.isoformat()}.{hashlib.sha256(text.encode()).hexdigest()[:12]}"
         if build.exists():  # the same content was published before: keep it as it is
             shutil.rmtree(work)
@@ -199,13 +222,13 @@ def write_cycle(
     finally:
         if work.exists():
             shutil.rmtree(work, ignore_errors=True)
-    cycle_link = exports_dir / on.isoformat()
+    cycle_link = root / on.isoformat()
     _swap_symlink(cycle_link, f"{BUILDS}/{build.name}")
     for stale in builds.glob(f"{on.isoformat()}.*"):
         if stale != build:
             _remove_build(stale)
-    newest = max(p.name for p in exports_dir.iterdir() if _CYCLE_NAME.match(p.name))
-    _swap_symlink(exports_dir / LATEST, newest)
+    newest = max(p.name for p in root.iterdir() if _CYCLE_NAME.match(p.name))
+    _swap_symlink(root / LATEST, newest)
     # Every build, not only this one: builds published before (by older code, or under another
     # group) get the modes the setting asks for now.
     for published in builds.iterdir():

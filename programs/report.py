@@ -82,6 +82,7 @@ class ReportData:
     manifest: dict | None = None
     notes: list[str] = field(default_factory=list)
     no_segments: str | None = None  # why the scores carry no segment ("no segment model: ...")
+    cases: dict | None = None  # programs.cases.summary: open, overdue, time to close, retention
 
 
 # ---------------------------------------------------------------------------------------------
@@ -153,6 +154,7 @@ def _reasons(current: pd.DataFrame) -> pd.DataFrame:
 
 def gather(store, exports_dir: Path | None = None) -> ReportData:
     """Read the report's data from the warehouse (``store``) and the exports' manifest."""
+    from programs.cases import summary as case_summary
     from programs.exports import read_manifest
 
     dates = [
@@ -226,6 +228,7 @@ def gather(store, exports_dir: Path | None = None) -> ReportData:
         exports_path=str(exports_dir / "latest") if manifest and exports_dir else None,
         manifest=manifest,
         no_segments=no_segments,
+        cases=case_summary(store, as_of),
     )
 
 
@@ -682,12 +685,15 @@ code { background: #f3f5f6; padding: 1px 4px; border-radius: 3px; }
 
 def render(data: ReportData) -> str:
     """The whole page as one HTML string (no scripts, no external resources)."""
+    from programs.cases import report_section as cases_section
+
     sections = [
         _segments_section(data),
         "" if data.no_segments else _transitions_section(data),
         _risk_section(data),
         _reasons_section(data),
         _programs_section(data),
+        cases_section(data.cases),
         _drivers_section(data),
     ]
     notes = "".join(f"<li>{escape(n)}</li>" for n in data.notes)
@@ -714,7 +720,7 @@ models {escape(data.model_version)}</p>
 {notice}
 <nav><a href="#segments">Segments</a>{transitions_link}<a href="#risk">Risk</a>
 <a href="#reasons">Reasons</a><a href="#programs">Programs and lift</a>
-<a href="#drivers">Key drivers</a></nav>
+<a href="#cases">Cases</a><a href="#drivers">Key drivers</a></nav>
 {"".join(sections)}
 {f"<ul class='meta'>{notes}</ul>" if notes else ""}
 <p class="meta">Generated from the customer warehouse by <code>python -m programs report</code>.

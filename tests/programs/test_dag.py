@@ -32,6 +32,7 @@ def test_the_graph_is_the_cycle(dag):
         "assign": set(),
         "export": {"assign"},
         "measure": {"assign"},
-        "publish_warehouse": {"measure"},
+        "cases": {"assign"},
+        "publish_warehouse": {"measure", "cases"},
         "report": {"export", "publish_warehouse"},
     }
