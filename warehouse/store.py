@@ -105,7 +105,11 @@ def arrow_to_frame(table: pa.Table) -> pd.DataFrame:
     columns = {}
     for name, column in zip(table.column_names, table.columns, strict=True):
         kind = column.type
-        if pa.types.is_decimal(kind):
+        if _is_pg_numeric(kind):
+            # PostgreSQL's driver hands NUMERIC over as its text (an opaque extension type).
+            storage = [chunk.storage for chunk in column.chunks]
+            column = pa.chunked_array(storage, type=kind.storage_type).cast(pa.float64())
+        elif pa.types.is_decimal(kind):
             column = column.cast(pa.float64())
         elif pa.types.is_date(kind):
             column = column.cast(pa.timestamp("us"))
@@ -118,6 +122,10 @@ def arrow_to_frame(table: pa.Table) -> pd.DataFrame:
             series = column.to_pandas(types_mapper={pa.bool_(): pd.BooleanDtype()}.get)
         columns[name] = series
     return pd.DataFrame(columns, index=pd.RangeIndex(table.num_rows))
+
+
+def _is_pg_numeric(kind: pa.DataType) -> bool:
+    return isinstance(kind, pa.BaseExtensionType) and getattr(kind, "type_name", None) == "numeric"
 
 
 def _arrow_for(frame: pd.DataFrame, columns: Mapping[str, str] | None) -> pa.Table:

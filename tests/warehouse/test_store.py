@@ -70,6 +70,21 @@ def test_replace_reads_back_with_the_same_dtypes(store):
     assert store.columns("ml_scores") == list(SCORE_COLUMNS)
 
 
+def test_decimals_read_as_floats_on_both(store):
+    """The marts' money columns are NUMERIC(18, 2): DuckDB gives a decimal, PostgreSQL's driver
+    the number's text; both read as float64, nulls as NaN (a comparison with a number works)."""
+    with store.writer("models") as writer:
+        writer.ensure("ml_scores", SCORE_COLUMNS)
+    rows = store.read(
+        "select cast(amount as decimal(18, 2)) as amount, sum(cast(amount as decimal(18, 2))) "
+        "over () as total from (values (651.65), (null), (-2.5)) as t(amount)"
+    )
+    assert str(rows["amount"].dtype) == "float64" and str(rows["total"].dtype) == "float64"
+    assert rows["amount"].isna().tolist() == [False, True, False]
+    assert (rows["amount"] > 0).tolist() == [True, False, False]
+    assert rows["total"].tolist() == pytest.approx([649.15] * 3)
+
+
 def test_duckdb_sql_runs_on_both(store):
     """Queries are written once in DuckDB's dialect (QUALIFY here); PostgreSQL gets them
     translated."""
