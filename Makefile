@@ -59,8 +59,17 @@ programs: install ## Run a programs cycle on the current scores: assign, export,
 	$(PY) -m programs run
 
 .PHONY: programs-check
-programs-check: install ## Check programs/programs.yml (eligibility columns, priorities, rules)
+programs-check: install ## Check programs/programs.yml and programs/cases.yml (columns, priorities, rules)
 	$(PY) -m programs check
+	$(PY) -m programs.cases check
+
+.PHONY: cases-check
+cases-check: install ## Check programs/cases.yml (triggers, conditions, severities, closers)
+	$(PY) -m programs.cases check
+
+.PHONY: cases
+cases: install ## Open, close and deliver the CX team's cases on the current warehouse
+	$(PY) -m programs.cases run
 
 .PHONY: report
 report: install ## Regenerate the segment report (data/reports/segment-report.html)

@@ -446,10 +446,11 @@ def _iso(value) -> str | None:
 def delivery_frame(
     rules: CaseRules, state: pd.DataFrame, since: datetime | None, contacts: pd.DataFrame
 ) -> pd.DataFrame:
-    """The day's cases for the team: opened since ``since`` (new; all on the first run) and those
-    still open past their due time (overdue), most urgent first, with contact details."""
+    """The day's open cases for the team: opened since ``since`` (new; every case of the
+    lookback on the first run) and those past their due time (overdue), most urgent first, with
+    contact details. A case opened and closed since the last delivery needs nobody."""
     new = state["opened_at"] >= since if since is not None else pd.Series(True, index=state.index)
-    chosen = state[new | state["is_overdue"]].copy()
+    chosen = state[state["is_open"] & (new | state["is_overdue"])].copy()
     chosen["delivery"] = np.where(new[chosen.index], "new", "overdue")
     chosen["trigger_title"] = chosen["trigger"].map({t.name: t.title for t in rules.triggers})
     chosen = chosen.merge(contacts, on="member_id", how="left")
