@@ -1,40 +1,64 @@
-"""A small client of Airflow 3's REST API (``/api/v2``), for ``make up`` and the end-to-end tests.
+"""Airflow 3's REST API (``/api/v2``) through ``apache-airflow-client``, for ``make up`` and the
+end-to-end tests: the few calls they make, and waiting for DAGs and runs.
 
-Authentication is a JWT from ``POST /auth/token`` (the SimpleAuthManager's login), sent as a
-bearer token; it is renewed when the API answers 401.
+The client has no login of its own: its bearer token is a JWT from ``POST /auth/token`` (the
+SimpleAuthManager's login, outside ``/api/v2``), fetched here and renewed when the API answers
+401. Responses are the client's typed models (``DAGRunResponse`` and so on); HTTP errors are
+its ``ApiException``.
 """
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TypeVar
 
-import httpx
+from airflow_client.client import (
+    ApiClient,
+    Configuration,
+    DAGApi,
+    DAGPatchBody,
+    DagRunApi,
+    ImportErrorApi,
+    TaskInstanceApi,
+    TriggerDAGRunPostBody,
+)
+from airflow_client.client.exceptions import UnauthorizedException
+from airflow_client.client.models import (
+    DAGResponse,
+    DAGRunResponse,
+    ImportErrorResponse,
+    TaskInstanceResponse,
+)
 
-TERMINAL_RUN_STATES = {"success", "failed"}
 FAILED_TASK_STATES = {"failed", "up_for_retry", "upstream_failed"}
+T = TypeVar("T")
 
 
 class AirflowApiError(RuntimeError):
     pass
 
 
-def _queued(run: dict) -> datetime:
+def _queued(run: DAGRunResponse) -> datetime:
     """When a run was queued (or is due, for one not queued yet)."""
-    return datetime.fromisoformat((run.get("queued_at") or run["run_after"]).replace("Z", "+00:00"))
+    return run.queued_at or run.run_after
 
 
 class AirflowClient:
     def __init__(self, base_url: str, username: str, password: str, timeout: float = 30):
         self.base_url = base_url.rstrip("/")
         self._credentials = {"username": username, "password": password}
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, trust_env=False)
-        self._token: str | None = None
+        self._timeout = float(timeout)
+        self._api = ApiClient(Configuration(host=self.base_url))
+        self._dags = DAGApi(self._api)
+        self._runs = DagRunApi(self._api)
+        self._tasks = TaskInstanceApi(self._api)
+        self._errors = ImportErrorApi(self._api)
 
     def close(self) -> None:
-        self._http.close()
+        self._api.rest_client.pool_manager.clear()
 
     def __enter__(self) -> AirflowClient:
         return self
@@ -44,46 +68,49 @@ class AirflowClient:
 
     # -- plumbing -----------------------------------------------------------------------------
     def token(self) -> str:
-        response = self._http.post("/auth/token", json=self._credentials)
-        if response.status_code not in (200, 201):
-            raise AirflowApiError(f"login failed: HTTP {response.status_code} {response.text}")
-        self._token = response.json()["access_token"]
-        return self._token
+        response = self._api.rest_client.request(
+            "POST",
+            f"{self.base_url}/auth/token",
+            headers={"Content-Type": "application/json"},
+            body=self._credentials,
+            _request_timeout=self._timeout,
+        )
+        body = response.read().decode()
+        if response.status not in (200, 201):
+            raise AirflowApiError(f"login failed: HTTP {response.status} {body}")
+        self._api.configuration.access_token = json.loads(body)["access_token"]
+        return self._api.configuration.access_token
 
-    def request(self, method: str, path: str, **kwargs) -> Any:
-        for attempt in range(2):
-            headers = {"Authorization": f"Bearer {self._token or self.token()}"}
-            response = self._http.request(method, f"/api/v2{path}", headers=headers, **kwargs)
-            if response.status_code == 401 and attempt == 0:
-                self._token = None
-                continue
-            break
-        if response.status_code >= 400:
-            raise AirflowApiError(
-                f"{method} /api/v2{path}: HTTP {response.status_code} {response.text[:500]}"
-            )
-        return response.json() if response.content else None
-
-    def get(self, path: str, **params) -> Any:
-        return self.request("GET", path, params=params)
+    def _call(self, method: Callable[..., T], *args, **kwargs) -> T:
+        """One API call, logging in first, and again once if the token has expired."""
+        if self._api.configuration.access_token is None:
+            self.token()
+        try:
+            return method(*args, _request_timeout=self._timeout, **kwargs)
+        except UnauthorizedException:
+            self.token()
+            return method(*args, _request_timeout=self._timeout, **kwargs)
 
     # -- DAGs -----------------------------------------------------------------------------------
-    def dags(self) -> list[dict]:
-        return self.get("/dags", limit=100)["dags"]
+    def dags(self) -> list[DAGResponse]:
+        return self._call(self._dags.get_dags, limit=100).dags
 
-    def import_errors(self) -> list[dict]:
-        return self.get("/importErrors", limit=100)["import_errors"]
+    def dag(self, dag_id: str) -> DAGResponse:
+        return self._call(self._dags.get_dag, dag_id)
 
-    def set_paused(self, dag_id: str, paused: bool) -> dict:
-        return self.request("PATCH", f"/dags/{dag_id}", json={"is_paused": paused})
+    def import_errors(self) -> list[ImportErrorResponse]:
+        return self._call(self._errors.get_import_errors, limit=100).import_errors
+
+    def set_paused(self, dag_id: str, paused: bool) -> DAGResponse:
+        return self._call(self._dags.patch_dag, dag_id, DAGPatchBody(is_paused=paused))
 
     def wait_for_dags(self, expected: Iterable[str], timeout: float = 300) -> dict:
         """Wait until the API lists every expected DAG or reports an import error."""
         expected = set(expected)
         deadline = time.monotonic() + timeout
         while True:
-            listed = {dag["dag_id"] for dag in self.dags()}
-            errors = [f"{e['filename']}: {e['stack_trace'][-300:]}" for e in self.import_errors()]
+            listed = {dag.dag_id for dag in self.dags()}
+            errors = [f"{e.filename}: {e.stack_trace[-300:]}" for e in self.import_errors()]
             if expected <= listed or errors:
                 return {"dags": sorted(listed), "import_errors": errors}
             if time.monotonic() > deadline:
@@ -100,54 +127,49 @@ class AirflowClient:
         logical_date: datetime | None = None,
         conf: dict | None = None,
         run_id: str | None = None,
-    ) -> dict:
-        body: dict[str, Any] = {
-            "logical_date": logical_date.isoformat() if logical_date else None,
-            "conf": conf or {},
-        }
-        if run_id:
-            body["dag_run_id"] = run_id
-        return self.request("POST", f"/dags/{dag_id}/dagRuns", json=body)
+    ) -> DAGRunResponse:
+        body = TriggerDAGRunPostBody(logical_date=logical_date, conf=conf or {}, dag_run_id=run_id)
+        return self._call(self._runs.trigger_dag_run, dag_id, body)
 
-    def trigger_next_scheduled(self, dag_id: str, conf: dict | None = None) -> dict:
+    def trigger_next_scheduled(self, dag_id: str, conf: dict | None = None) -> DAGRunResponse:
         """Trigger now the run the schedule would start next, if it is due.
 
         The run takes the due slot's logical date and data interval, so the scheduler, which
         never creates a second run for a logical date, does not start the same interval again
         when the DAG is unpaused. A DAG with nothing due gets a plain manual run.
         """
-        dag = self.get(f"/dags/{dag_id}")
-        due = dag.get("next_dagrun_run_after")
-        body: dict[str, Any] = {"logical_date": None, "conf": conf or {}}
-        if due and datetime.fromisoformat(due.replace("Z", "+00:00")) <= datetime.now(UTC):
-            body["logical_date"] = dag["next_dagrun_logical_date"]
-            body["data_interval_start"] = dag.get("next_dagrun_data_interval_start")
-            body["data_interval_end"] = dag.get("next_dagrun_data_interval_end")
-        return self.request("POST", f"/dags/{dag_id}/dagRuns", json=body)
+        dag = self.dag(dag_id)
+        body = TriggerDAGRunPostBody(logical_date=None, conf=conf or {})
+        if dag.next_dagrun_run_after and dag.next_dagrun_run_after <= datetime.now(UTC):
+            body = TriggerDAGRunPostBody(
+                logical_date=dag.next_dagrun_logical_date,
+                data_interval_start=dag.next_dagrun_data_interval_start,
+                data_interval_end=dag.next_dagrun_data_interval_end,
+                conf=conf or {},
+            )
+        return self._call(self._runs.trigger_dag_run, dag_id, body)
 
-    def dag_runs(self, dag_id: str) -> list[dict]:
-        return self.get(f"/dags/{dag_id}/dagRuns", limit=100, order_by="-run_after")["dag_runs"]
+    def dag_run(self, dag_id: str, run_id: str) -> DAGRunResponse:
+        return self._call(self._runs.get_dag_run, dag_id, run_id)
 
-    def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
-        return self.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", limit=100)[
-            "task_instances"
-        ]
+    def dag_runs(self, dag_id: str) -> list[DAGRunResponse]:
+        runs = self._call(self._runs.get_dag_runs, dag_id, limit=100, order_by=["-run_after"])
+        return runs.dag_runs
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[TaskInstanceResponse]:
+        return self._call(self._tasks.get_task_instances, dag_id, run_id, limit=100).task_instances
 
     def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int) -> str:
-        data = self.get(
-            f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{max(try_number, 1)}",
-            full_content="true",
+        log = self._call(
+            self._tasks.get_log, dag_id, run_id, task_id, max(try_number, 1), full_content=True
         )
-        content = data.get("content") if isinstance(data, dict) else data
-        if not isinstance(content, list):
-            return str(content)
         lines = []
-        for line in content:
-            if not isinstance(line, dict):
-                lines.append(str(line))
+        for line in log.content.actual_instance or []:
+            if isinstance(line, str):
+                lines.append(line)
                 continue
-            lines.append(str(line.get("event", "")))
-            for error in line.get("error_detail") or []:
+            lines.append(line.event)
+            for error in line.additional_properties.get("error_detail") or []:
                 lines.append(f"{error.get('exc_type')}: {error.get('exc_value')}")
         return "\n".join(lines)
 
@@ -159,34 +181,39 @@ class AirflowClient:
         after: datetime | None = None,
         timeout: float = 900,
         poll: float = 5,
-    ) -> dict:
+    ) -> DAGRunResponse:
         """Wait for a run to finish: ``run_id``, or the first run of ``dag_id`` queued after
-        ``after``. Raises as soon as a task fails or waits for a retry, with its log."""
+        ``after``. Raises as soon as a task fails or waits for a retry, with its log.
+
+        Not the client's ``wait_dag_run_until_finished``: that waits for a known run id to
+        end, and this one also finds a run the scheduler started, and stops at the first
+        failing task rather than after the retries."""
         deadline = time.monotonic() + timeout
         while True:
             run = self._find_run(dag_id, run_id, after)
             if run is not None:
-                state = run["state"]
-                if state == "success":
+                if run.state == "success":
                     return run
                 failing = [
-                    ti["task_id"]
-                    for ti in self.task_instances(dag_id, run["dag_run_id"])
-                    if ti["state"] in FAILED_TASK_STATES
+                    ti.task_id
+                    for ti in self.task_instances(dag_id, run.dag_run_id)
+                    if ti.state in FAILED_TASK_STATES
                 ]
-                if state == "failed" or failing:
+                if run.state == "failed" or failing:
                     raise AirflowApiError(
-                        f"{dag_id} run {run['dag_run_id']} is {state} (failing: {failing})\n"
-                        + self.failure_report(dag_id, run["dag_run_id"])
+                        f"{dag_id} run {run.dag_run_id} is {run.state.value} "
+                        f"(failing: {failing})\n" + self.failure_report(dag_id, run.dag_run_id)
                     )
             if time.monotonic() > deadline:
-                found = f"state {run['state']}" if run else "no run yet"
+                found = f"state {run.state.value}" if run else "no run yet"
                 raise AirflowApiError(f"{dag_id}: not finished after {timeout:.0f}s ({found})")
             time.sleep(poll)
 
-    def _find_run(self, dag_id: str, run_id: str | None, after: datetime | None) -> dict | None:
+    def _find_run(
+        self, dag_id: str, run_id: str | None, after: datetime | None
+    ) -> DAGRunResponse | None:
         if run_id:
-            return self.get(f"/dags/{dag_id}/dagRuns/{run_id}")
+            return self.dag_run(dag_id, run_id)
         runs = [r for r in self.dag_runs(dag_id) if after is None or _queued(r) >= after]
         return min(runs, key=_queued) if runs else None
 
@@ -194,7 +221,7 @@ class AirflowClient:
         """The failed (or retrying) tasks of a run with the end of each one's log."""
         parts = []
         for ti in self.task_instances(dag_id, run_id):
-            if ti["state"] in FAILED_TASK_STATES:
-                log = self.task_log(dag_id, run_id, ti["task_id"], ti.get("try_number") or 1)
-                parts.append(f"--- {dag_id}.{ti['task_id']} ({ti['state']}):\n{log[-3000:]}")
+            if ti.state in FAILED_TASK_STATES:
+                log = self.task_log(dag_id, run_id, ti.task_id, ti.try_number or 1)
+                parts.append(f"--- {dag_id}.{ti.task_id} ({ti.state.value}):\n{log[-3000:]}")
         return "\n".join(parts) or f"{dag_id} {run_id}: no failed task found"

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import stack
-from pipeline.airflow_rest import AirflowClient
+from pipeline.airflow_rest import AirflowClient, DAGRunResponse
 from pipeline.run import INGESTION_DAGS
 
 # Small enough for a few minutes on two cores; two years of history, so training has its six
@@ -58,8 +58,8 @@ STAGE_TIMEOUT = float(os.environ.get("CX_E2E_STAGE_TIMEOUT", "1800"))
 class ChainRun:
     """What the chain did: the run each DAG finished, seconds per stage, or the error."""
 
-    runs: dict[str, dict] = field(default_factory=dict)
-    triggered: dict[str, dict] = field(default_factory=dict)
+    runs: dict[str, DAGRunResponse] = field(default_factory=dict)
+    triggered: dict[str, DAGRunResponse] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     error: BaseException | None = None
 
@@ -245,7 +245,7 @@ def _run_chain(client: AirflowClient, chain: ChainRun, dag_ids: set[str], ingest
         if dag_id in dag_ids:
             client.set_paused(dag_id, False)
     for dag_id in ingest:
-        run_id = chain.triggered[dag_id]["dag_run_id"]
+        run_id = chain.triggered[dag_id].dag_run_id
         chain.runs[dag_id] = client.wait_for_run(dag_id, run_id, timeout=STAGE_TIMEOUT)
     chain.seconds["ingest"] = time.monotonic() - started
     for dag_id in (d for d in BEFORE_TRAINING if d in dag_ids):
@@ -258,7 +258,7 @@ def _run_chain(client: AirflowClient, chain: ChainRun, dag_ids: set[str], ingest
     for dag_id in (TRAINING, *AFTER_TRAINING):
         if dag_id in dag_ids:
             client.set_paused(dag_id, False)
-    run_id = chain.triggered[TRAINING]["dag_run_id"]
+    run_id = chain.triggered[TRAINING].dag_run_id
     chain.runs[TRAINING] = client.wait_for_run(TRAINING, run_id, timeout=STAGE_TIMEOUT)
     chain.seconds[TRAINING] = time.monotonic() - started - sum(chain.seconds.values())
     for dag_id in (d for d in AFTER_TRAINING if d in dag_ids):

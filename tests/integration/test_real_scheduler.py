@@ -32,7 +32,7 @@ pytestmark = [
 
 def test_every_dag_is_listed_without_import_errors(real_stack):  # noqa: F811
     with real_stack.client() as client:
-        listed = {dag["dag_id"] for dag in client.dags()}
+        listed = {dag.dag_id for dag in client.dags()}
         errors = client.import_errors()
     assert listed == set(stack.dag_ids_in_folder())
     assert errors == []
@@ -102,17 +102,17 @@ def test_the_chain_succeeds_through_asset_scheduling(real_stack, chain):  # noqa
         raise chain.error
     dag_ids = set(stack.dag_ids_in_folder())
     for dag_id, run in chain.triggered.items():
-        assert chain.runs[dag_id]["dag_run_id"] == run["dag_run_id"]
-        assert run["run_type"] == "manual"
+        assert chain.runs[dag_id].dag_run_id == run.dag_run_id
+        assert run.run_type == "manual"
     for dag_id in (*BEFORE_TRAINING, *AFTER_TRAINING):
         if dag_id in dag_ids:
-            assert chain.runs[dag_id]["state"] == "success"
-            assert chain.runs[dag_id]["run_type"] == "asset_triggered", dag_id
+            assert chain.runs[dag_id].state == "success"
+            assert chain.runs[dag_id].run_type == "asset_triggered", dag_id
     print("\nseconds per stage: " + ", ".join(f"{k} {v:.0f}" for k, v in chain.seconds.items()))
     # Nothing else ran and failed on the side (a duplicate scheduled run, a retry).
     with real_stack.client() as client:
         failed = {
-            dag_id: [r["dag_run_id"] for r in client.dag_runs(dag_id) if r["state"] != "success"]
+            dag_id: [r.dag_run_id for r in client.dag_runs(dag_id) if r.state != "success"]
             for dag_id in dag_ids
         }
     assert not any(failed.values()), failed
@@ -121,7 +121,7 @@ def test_the_chain_succeeds_through_asset_scheduling(real_stack, chain):  # noqa
 def test_the_lake_holds_the_triggered_interval(real_stack, chain):  # noqa: F811
     _require(chain, "ingest_loyalty")
     settings = real_stack.settings
-    end = chain.triggered["ingest_loyalty"]["data_interval_end"][:10].replace("-", "")
+    end = chain.triggered["ingest_loyalty"].data_interval_end.strftime("%Y%m%d")
     manifests = sorted((settings.lake_dir / "manifests").rglob(f"*--{end}T000000Z.json"))
     tables = {
         path.parent.relative_to(settings.lake_dir / "manifests").as_posix() for path in manifests
@@ -151,7 +151,7 @@ def test_scores_come_from_the_champions_served_over_http(real_stack, chain):  # 
     # Artifacts are served by the tracking server (proxied), so scoring fetched them over HTTP.
     run = client.get_run(churn.run_id)
     assert run.info.artifact_uri.startswith("mlflow-artifacts:"), run.info.artifact_uri
-    assert run.data.tags.get("dag_run_id") == chain.runs[TRAINING]["dag_run_id"]
+    assert run.data.tags.get("dag_run_id") == chain.runs[TRAINING].dag_run_id
 
     warehouse = real_stack.settings.duckdb_path
     with duckdb.connect(str(warehouse), read_only=True) as con:
@@ -187,7 +187,7 @@ def test_task_logs_are_in_the_stack_home(real_stack, chain):  # noqa: F811
         pytest.skip("no run finished")
     logs = real_stack.config.home / "logs"
     for dag_id, run in chain.runs.items():
-        folder = logs / f"dag_id={dag_id}" / f"run_id={run['dag_run_id']}"
+        folder = logs / f"dag_id={dag_id}" / f"run_id={run.dag_run_id}"
         assert any(folder.rglob("attempt=1.log")), folder
 
 

@@ -106,17 +106,17 @@ def test_every_dag_is_listed_with_no_import_error(page, real_stack):  # noqa: F8
 
 
 def test_a_finished_run_opens(page, real_stack, chain):  # noqa: F811
-    finished = {d: r for d, r in chain.runs.items() if r["state"] in ("success", "failed")}
+    finished = {d: r for d, r in chain.runs.items() if r.state in ("success", "failed")}
     if not finished:
         raise AssertionError("the chain finished no run") from chain.error
     # The last DAG of the chain that finished: the warehouse, the scores or the programs.
     dag_id, run = list(finished.items())[-1]
-    url = f"{real_stack.config.base_url}/dags/{dag_id}/runs/{run['dag_run_id']}"
+    url = f"{real_stack.config.base_url}/dags/{dag_id}/runs/{run.dag_run_id}"
     page.goto(url)
-    page.get_by_text(run["dag_run_id"]).first.wait_for()
-    page.get_by_text(run["state"], exact=False).first.wait_for()
+    page.get_by_text(run.dag_run_id).first.wait_for()
+    page.get_by_text(run.state.value, exact=False).first.wait_for()
     with real_stack.client() as client:
-        task_ids = [ti["task_id"] for ti in client.task_instances(dag_id, run["dag_run_id"])]
+        task_ids = [ti.task_id for ti in client.task_instances(dag_id, run.dag_run_id)]
     for task_id in task_ids:  # the run's task instances are listed, each linking to its log
         page.get_by_role("link", name=task_id, exact=True).first.wait_for()
     page.wait_for_load_state("networkidle")
