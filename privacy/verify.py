@@ -3,6 +3,10 @@ list's matcher (ids, emails and phones as keyed hashes, and contact details in f
 
 Run by the ``erase_members`` DAG after erasure; any erased member found anywhere fails it, so a
 later fault (a restored backup, a missed table) shows up on the next erasure too.
+
+It does not trust the registry that drives erasure: every table of every schema the project
+writes is searched, through the store, by every column whose name says it identifies a person
+(``privacy.suppression.column_role``), so a table erasure missed is caught here.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from collections.abc import Iterable
 
 from config.settings import Settings
 from privacy import identity, suppression
+from privacy.erase import normalize_ids, warehouse_stores
 from privacy.identity import MEMBER
 
 
@@ -18,93 +23,73 @@ class ErasureIncompleteError(RuntimeError):
     """Rows of erased members remain; the message names the places, never the rows."""
 
 
-def _lake_rows(settings: Settings, matcher, note) -> None:
-    import duckdb
+def _schemas(store) -> set[str]:
+    """The schemas the project writes on this store, from the table registry."""
+    from warehouse import tables
 
-    from privacy.erase import _lake_files
-
-    with duckdb.connect() as con:
-        matcher.register(con)
-        for area in ("raw", "quarantine", "_staging"):
-            for path in _lake_files(settings.lake_dir, area):
-                relation = f"read_parquet('{path}')"
-                predicate = matcher.predicate(suppression.relation_columns(con, relation))
-                if predicate:
-                    rows = con.execute(f"select count(*) from {relation} where {predicate}")
-                    note(f"lake:{area}", rows.fetchone()[0])
+    main = getattr(store, "schema", "main")
+    return {main if t.schema == "main" else t.schema for t in tables.registry().values()}
 
 
-def _duckdb_rows(settings: Settings, matcher, note) -> None:
-    import duckdb
-
-    from privacy.erase import _duckdb_tables
-    from warehouse.publish import published_path
-
-    for path, label in (
-        (settings.duckdb_path, "duckdb"),
-        (published_path(settings.duckdb_path), "published"),
-    ):
-        if not path.exists():
-            continue
-        with duckdb.connect(str(path), read_only=True) as con:
-            matcher.register(con)
-            for (schema, name), columns in _duckdb_tables(con).items():
-                predicate = matcher.predicate(columns)
-                if predicate:
-                    rows = con.execute(
-                        f'select count(*) from "{schema}"."{name}" where {predicate}'
-                    )
-                    note(f"{label}:{schema}.{name}", rows.fetchone()[0])
-
-
-def _postgres_rows(settings: Settings, matcher, note) -> None:
-    from privacy.erase import (
-        POSTGRES_SCHEMAS,
-        _postgres_connect,
-        _postgres_matches,
-        _postgres_tables,
+def warehouse_rows(store, matcher, label: str) -> dict[str, int]:
+    """Rows of erased members per ``<label>:<schema>.<table>`` in one warehouse (only tables
+    with rows). Values are matched in Python, one distinct value at a time, so the check is the
+    same on every engine."""
+    columns = store.read(
+        "select columns.table_schema, columns.table_name, columns.column_name "
+        "from information_schema.columns as columns "
+        "inner join information_schema.tables as tables "
+        "on columns.table_schema = tables.table_schema "
+        "and columns.table_name = tables.table_name "
+        "where tables.table_type = 'BASE TABLE'"
     )
-
-    with _postgres_connect(settings) as connection, connection.cursor() as cursor:
-        schemas = (*POSTGRES_SCHEMAS, settings.pg_schema)
-        for (schema, name), columns in _postgres_tables(cursor, schemas).items():
-            for column in columns:
-                role = suppression.column_role(column)
-                if role is not None:
-                    values = _postgres_matches(cursor, schema, name, column, role, matcher)
-                    note(f"postgres:{schema}.{name}", len(values))
-        connection.rollback()
+    schemas = _schemas(store)
+    found: dict[str, int] = {}
+    for schema, table, column in columns.itertuples(index=False):
+        role = suppression.column_role(column)
+        if role is None or schema not in schemas:
+            continue
+        relation = f'"{schema}"."{table}"'
+        values = store.read(
+            f'select distinct cast("{column}" as varchar) as value from {relation} '
+            f'where "{column}" is not null'
+        )["value"]
+        matched = sorted(v for v in values if matcher.matches(role, v))
+        if not matched:
+            continue
+        marks = ", ".join(f"${i}" for i in range(1, len(matched) + 1))
+        rows = store.read(
+            f'select count(*) as n from {relation} where cast("{column}" as varchar) in ({marks})',
+            matched,
+        )["n"][0]
+        place = f"{label}:{schema}.{table}"
+        found[place] = found.get(place, 0) + int(rows)
+    return found
 
 
 def remaining(settings: Settings) -> dict[str, int]:
     """Rows of any erased member left, per place (only places with rows)."""
-    from privacy.erase import _export_rows_to_drop
+    from ingestion import erase as lake
+    from programs import erase_exports
+    from warehouse.publish import published_path
+    from warehouse.store import DuckDBStore
 
     matcher = suppression.Matcher.for_settings(settings)
     if matcher is None:
         return {}
-    found: dict[str, int] = {}
-
-    def note(place: str, rows: int) -> None:
-        if rows:
-            found[place] = found.get(place, 0) + rows
-
-    _lake_rows(settings, matcher, note)
-    _duckdb_rows(settings, matcher, note)
-    if settings.warehouse_target == "postgres":
-        _postgres_rows(settings, matcher, note)
-    builds = settings.exports_dir / ".builds"
-    if builds.is_dir():
-        for build in sorted(p for p in builds.iterdir() if p.is_dir()):
-            note(f"exports:{build.name}", sum(_export_rows_to_drop(build, matcher).values()))
+    found = dict(lake.remaining(settings.lake_dir, matcher))
+    for store in warehouse_stores(settings):
+        found.update(warehouse_rows(store, matcher, store.target))
+    copy = published_path(settings.duckdb_path)
+    if copy.exists():
+        found.update(warehouse_rows(DuckDBStore(copy), matcher, "published"))
+    found.update(erase_exports.remaining(settings.exports_dir, matcher))
     return found
 
 
 def assert_erased(settings: Settings, member_ids: Iterable[str]) -> dict:
     """Raise ``ErasureIncompleteError`` unless the members are on the suppression list and no
     erased member's row is left anywhere; return what was checked."""
-    from privacy.erase import normalize_ids
-
     ids = normalize_ids(member_ids)
     listing = suppression.load(settings)
     key = identity.hash_key(settings)

@@ -226,8 +226,8 @@ def test_an_erasure_whose_publish_failed_is_caught_up_by_the_next_publish(
     landed_template, tmp_path, monkeypatch
 ):
     """Erasure deletes from the tables whose models log what they rewrite for the analysts'
-    copy, outside that log. So it forgets the copy's position in the log in the same
-    transaction: if its own publish then fails, the next daily publish compares every row
+    copy, outside that log. So it empties the copy's position in the log in the same
+    transaction (``warehouse.erase.PUBLISH_STATE``): if its own publish then fails, the next daily publish compares every row
     instead of the logged ones, and the member leaves the copy too."""
     from pipeline.warehouse_tasks import published_by_their_writers
     from privacy.erase import erase_members
@@ -237,9 +237,9 @@ def test_an_erasure_whose_publish_failed_is_caught_up_by_the_next_publish(
     settings = settings_for(tmp_path, sources=landed_template.data_dir.parent)
     build_duckdb(settings)
     copy = published_path(settings.duckdb_path)
-    position = "select count(*) from duckdb_tables() where table_name = 'publish_log_position'"
+    recorded = "select count(*) from cx_state.publish_log_position"
     with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:
-        assert con.execute(position).fetchone() == (1,)
+        assert con.execute(recorded).fetchone() == (1,)
 
     def failing(*args, **kwargs):
         raise OSError("no space left on device")
@@ -249,7 +249,9 @@ def test_an_erasure_whose_publish_failed_is_caught_up_by_the_next_publish(
         erase_members(settings, [ERASED])
     monkeypatch.undo()
     with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:
-        assert con.execute(position).fetchone() == (0,)
+        # The copy's position is forgotten (and the log, which names member ids, emptied).
+        assert con.execute(recorded).fetchone() == (0,)
+        assert con.execute("select count(*) from cx_state.publish_log").fetchone() == (0,)
     with duckdb.connect(str(copy), read_only=True) as con:
         assert scan_duckdb(con)  # the failed publish left the member in the copy
 
