@@ -18,6 +18,7 @@ from programs import cli, config, cycle, eligibility
 from programs.config import ProgramConfigError
 from programs.eligibility import ExpressionError, Rules
 from programs.members import KNOWN_VALUES, SEGMENT_COLUMNS, member_columns
+from warehouse.store import open_store
 
 ON = date(2026, 6, 30)
 WHERE = "program 'win_back', field 'eligibility'"
@@ -127,7 +128,8 @@ def test_programs_check_and_the_cycle_refuse_the_breakouts(
     message = capsys.readouterr().err
     assert f"programs.yml, {WHERE}: " in message and why in message
     with pytest.raises(ProgramConfigError, match=f"{WHERE}: .*{why}"):
-        cycle.assign(load_settings())
+        settings = load_settings()
+        cycle.assign(open_store(settings), settings)
 
 
 # ---------------------------------------------------------------------------------------------

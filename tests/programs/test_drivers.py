@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
-import duckdb
 import numpy as np
 import pandas as pd
 import pytest
@@ -74,7 +73,7 @@ def test_key_drivers_rows_carry_performance_and_importance_for_each_outcome():
     assert set(rows["method"]) == {drivers.METHOD}
 
 
-def test_churn_sql_matches_the_labels_of_ml():
+def test_churn_sql_matches_the_labels_of_ml(empty_store):
     rng = np.random.default_rng(5)
     members = pd.DataFrame(
         {
@@ -104,12 +103,11 @@ def test_churn_sql_matches_the_labels_of_ml():
     expected = churn_labels(
         purchases.assign(occurred_date=purchases["occurred_at"].dt.date), members, [cutoff], as_of
     )
-    con = duckdb.connect()
-    create(con, "dim_members", members)
-    create(con, "fct_transactions", purchases)
-    create(con, "fct_survey_responses", pd.DataFrame(columns=["member_id"]))
-    create(con, "fct_calls", pd.DataFrame(columns=["member_id"]))
-    got = con.execute(drivers.CHURN_SQL, {"cutoff": cutoff}).fetchdf()
+    create(empty_store, "dim_members", members)
+    create(empty_store, "fct_transactions", purchases)
+    create(empty_store, "fct_survey_responses", pd.DataFrame(columns=["member_id"]))
+    create(empty_store, "fct_calls", pd.DataFrame(columns=["member_id"]))
+    got = empty_store.read(drivers.CHURN_SQL, {"cutoff": cutoff})
     merged = expected.merge(got, on="member_id", how="outer")
     assert len(merged) == len(expected) == len(got) > 30
     assert (merged["churned"].astype(float) == merged["outcome"]).all()

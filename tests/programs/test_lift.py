@@ -5,13 +5,12 @@ from __future__ import annotations
 
 from datetime import date
 
-import duckdb
 import numpy as np
 import pandas as pd
 import pytest
 from program_warehouse import create
 
-from programs import lift
+from programs import lift, tables
 
 
 def _outcomes(n_t, n_c, p_t, p_c, spend_t, spend_c, seed) -> pd.DataFrame:
@@ -131,10 +130,11 @@ def test_too_few_members_and_open_windows_are_not_measured():
     assert set(pd.to_datetime(nurture["window_ends_on"]).dt.date) == {date(2026, 7, 31)}
 
 
-def test_outcomes_count_only_the_response_window_and_closed_accounts_are_not_retained():
-    con = duckdb.connect()
+def test_outcomes_count_only_the_response_window_and_closed_accounts_are_not_retained(
+    empty_store,
+):
     create(
-        con,
+        empty_store,
         "dim_members",
         pd.DataFrame(
             {
@@ -145,7 +145,7 @@ def test_outcomes_count_only_the_response_window_and_closed_accounts_are_not_ret
         ),
     )
     create(
-        con,
+        empty_store,
         "fct_transactions",
         pd.DataFrame(
             {
@@ -158,16 +158,23 @@ def test_outcomes_count_only_the_response_window_and_closed_accounts_are_not_ret
             }
         ),
     )  # fmt: skip
-    con.execute(
-        "create table program_cycles as select 'p' as program, date '2026-03-01' as cycle_date, "
-        "31 as response_window_days"
-    )
-    con.execute(
-        "create table program_assignments as select 'p' as program, date '2026-03-01' as "
-        "cycle_date, unnest(['A', 'B', 'C', 'D']) as member_id, 'treatment' as assignment_group"
-    )
-    assert lift.read_outcomes(con, date(2026, 3, 31)).empty  # the window ends on 2026-04-01
-    outcomes = lift.read_outcomes(con, date(2026, 4, 1)).set_index("member_id")
+    on = date(2026, 3, 1)
+    with empty_store.writer("programs") as writer:
+        writer.ensure("program_cycles", tables.CYCLE_COLUMNS)
+        writer.insert(
+            "program_cycles",
+            pd.DataFrame({"program": ["p"], "cycle_date": [on], "response_window_days": [31]}),
+        )
+        writer.ensure("program_assignments", tables.ASSIGNMENT_COLUMNS)
+        writer.insert(
+            "program_assignments",
+            pd.DataFrame(
+                {"program": "p", "cycle_date": on, "member_id": ["A", "B", "C", "D"],
+                 "assignment_group": "treatment"}
+            ),
+        )  # fmt: skip
+    assert lift.read_outcomes(empty_store, date(2026, 3, 31)).empty  # the window ends on 04-01
+    outcomes = lift.read_outcomes(empty_store, date(2026, 4, 1)).set_index("member_id")
     # A bought on the cycle date itself (before the window); B on the window's last day; C
     # bought, then closed; D bought and returned it (retained, spend zero).
     assert outcomes["retained"].to_dict() == {"A": False, "B": True, "C": False, "D": True}

@@ -9,16 +9,15 @@ import logging
 from dataclasses import dataclass
 from datetime import date
 
-import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import TEST_PROGRAMS
-from program_warehouse import FIRST_CYCLE, SECOND_CYCLE, advance, build, create
+from conftest import ENGINES, TEST_PROGRAMS, patch_warehouse, warehouse_env
+from program_warehouse import FIRST_CYCLE, SECOND_CYCLE, advance, build, create, write_scores
 
 from config import load_settings
 from config.settings import Settings
-from programs import drivers, eligibility, lift, members, report, store
+from programs import drivers, eligibility, lift, members, report, tables
 from programs.eligibility import Rules
 
 # The test programs and one that needs no segment, so a cycle without segments has a program
@@ -39,45 +38,45 @@ NO_MODEL = "no segment model: the deployment has no survey responses to learn en
 @dataclass
 class LoyaltyOnly:
     settings: Settings
+    store: object
     runs: list[dict]
 
 
-@pytest.fixture(scope="module")
-def loyalty_only(tmp_path_factory) -> LoyaltyOnly:
+@pytest.fixture(scope="module", params=ENGINES)
+def loyalty_only(request, tmp_path_factory) -> LoyaltyOnly:
     """Two cycles (2026-04-30, then 2026-06-30 after high-risk treated members bought more) on a
-    warehouse with no survey table and scores without a segment model."""
+    warehouse with no survey table and scores without a segment model, on each engine."""
     from programs import cycle
+    from warehouse.store import open_store
 
-    root = tmp_path_factory.mktemp("loyalty_only")
+    root = tmp_path_factory.mktemp(f"loyalty_only-{request.param}")
     config = root / "programs.yml"
     config.write_text(PROGRAMS)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("CX_DATA_DIR", str(root / "data"))
+        patch_warehouse(patch, root, warehouse_env(request, request.param))
         patch.setenv("CX_PROGRAMS_CONFIG", str(config))
-        for name in ("CX_DUCKDB_PATH", "CX_EXPORTS_DIR", "CX_REPORTS_DIR", "CX_WAREHOUSE_TARGET"):
-            patch.delenv(name, raising=False)
         settings = load_settings()
-        settings.duckdb_path.parent.mkdir(parents=True)
-        state = build(settings.duckdb_path, FIRST_CYCLE, surveys=False)
-        first = cycle.run(settings)
-        advance(settings.duckdb_path, state, SECOND_CYCLE, boosted=("high_risk",))
-        second = cycle.run(settings)
-    return LoyaltyOnly(settings, [first, second])
+    settings.duckdb_path.parent.mkdir(parents=True)
+    store = open_store(settings)
+    state = build(store, FIRST_CYCLE, surveys=False)
+    first = cycle.run(store, settings)
+    advance(store, state, SECOND_CYCLE, boosted=("high_risk",))
+    second = cycle.run(store, settings)
+    return LoyaltyOnly(settings, store, [first, second])
 
 
-def _query(settings, sql, params=None) -> pd.DataFrame:
-    with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:
-        return con.execute(sql, params or []).fetchdf()
+def _query(loyalty_only, sql, params=None) -> pd.DataFrame:
+    return loyalty_only.store.read(sql, params or [])
 
 
 def test_the_fixture_is_a_deployment_without_surveys_or_segments(loyalty_only):
-    tables = set(_query(loyalty_only.settings, "show tables")["name"])
-    assert "fct_survey_responses" not in tables
+    assert not loyalty_only.store.exists("fct_survey_responses")
+    assert loyalty_only.store.exists("fct_calls")
     scores = _query(
-        loyalty_only.settings,
+        loyalty_only,
         "select count(*) as members, count(predicted_segment) as segments, "
-        "count(segment_model_version) as versions, any_value(model_version) as version "
-        "from ml_scores where score_date = ?",
+        "count(segment_model_version) as versions, min(model_version) as version "
+        "from ml_scores where score_date = $1",
         [SECOND_CYCLE],
     ).iloc[0]
     assert scores["members"] > 300
@@ -110,11 +109,11 @@ def test_segment_programs_are_skipped_with_the_reason_in_the_manifest(loyalty_on
             assert entries[name]["eligible"] == entries[name]["rows"] == 0
         for name in RUNNING:
             assert entries[name]["skipped_reason"] is None
-    cycles = _query(loyalty_only.settings, "select * from program_cycles")
+    cycles = _query(loyalty_only, "select * from program_cycles")
     skipped = cycles[cycles["skipped_reason"].notna()]
     assert set(skipped["program"]) == set(SEGMENT_PROGRAMS)
     assert (skipped[["matched", "eligible", "treatment", "control"]] == 0).all().all()
-    assigned = _query(loyalty_only.settings, "select distinct program from program_assignments")
+    assigned = _query(loyalty_only, "select distinct program from program_assignments")
     assert set(assigned["program"]) == set(RUNNING)
 
 
@@ -132,7 +131,7 @@ def test_the_other_programs_export_their_treated_members_without_a_segment(loyal
 
 
 def test_the_programs_that_ran_are_measured_and_the_skipped_ones_are_not(loyalty_only):
-    rows = _query(loyalty_only.settings, "select * from mart_program_lift")
+    rows = _query(loyalty_only, "select * from mart_program_lift")
     assert set(rows["program"]) == set(RUNNING)
     rows["cycle_date"] = pd.to_datetime(rows["cycle_date"]).dt.date
     first = rows[rows["cycle_date"] == FIRST_CYCLE].set_index(["program", "metric"])
@@ -144,16 +143,14 @@ def test_the_programs_that_ran_are_measured_and_the_skipped_ones_are_not(loyalty
 def test_segment_dropped_is_false_and_service_recovery_runs_on_its_other_conditions(
     loyalty_only,
 ):
-    with duckdb.connect(str(loyalty_only.settings.duckdb_path), read_only=True) as con:
-        members.stand_in_missing_tables(con)
-        frame = members.read_members(con, SECOND_CYCLE)
+    frame = members.read_members(loyalty_only.store, SECOND_CYCLE)
     # The second cycle has a previous score date: both segments are null, not a drop.
     assert frame["previous_segment"].isna().all() and frame["predicted_segment"].isna().all()
     assert frame["segment_dropped"].dtype == bool and not frame["segment_dropped"].any()
     negative = (frame["unresolved_calls_14d"] > 0) | (frame["escalated_calls_14d"] > 0)
     cycles = _query(
-        loyalty_only.settings,
-        "select matched from program_cycles where program = 'service_recovery' and cycle_date = ?",
+        loyalty_only,
+        "select matched from program_cycles where program = 'service_recovery' and cycle_date = $1",
         [SECOND_CYCLE],
     )
     assert cycles["matched"].iloc[0] == int(negative.sum()) > 0
@@ -163,7 +160,7 @@ def test_skipped_programs_are_logged_with_the_reason(loyalty_only, caplog):
     from programs import cycle
 
     with caplog.at_level(logging.WARNING, logger="programs.cycle"):
-        summary = cycle.assign(loyalty_only.settings)
+        summary = cycle.assign(loyalty_only.store, loyalty_only.settings)
     logged = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
     for name in SEGMENT_PROGRAMS:
         assert any(name in line and NO_MODEL in line for line in logged), logged
@@ -173,8 +170,8 @@ def test_skipped_programs_are_logged_with_the_reason(loyalty_only, caplog):
 
 def test_key_drivers_skip_nps_and_explain_churn_with_calls_alone(loyalty_only):
     rows = _query(
-        loyalty_only.settings,
-        "select * from mart_key_drivers where as_of_date = ?",
+        loyalty_only,
+        "select * from mart_key_drivers where as_of_date = $1",
         [SECOND_CYCLE],
     )
     nps = rows[rows["outcome"] == "nps"]
@@ -262,24 +259,28 @@ def test_segment_dropped_is_false_without_any_segment():
     assert members.segment_dropped(was, nothing).tolist() == [False, False, False]
 
 
-def _scores_only(survey_rows: int):
-    """An in-memory warehouse: one date of scores without segments, a survey table of
-    ``survey_rows`` rows, and no call table."""
-    con = duckdb.connect()
-    con.execute(
-        "create table ml_scores (member_id varchar, score_date date, model_version varchar, "
-        "churn_model_version varchar, segment_model_version varchar, churn_probability double, "
-        "is_lapsed boolean, risk_band varchar, predicted_segment varchar, "
-        "segment_probability double, reason_1 varchar, reason_2 varchar, reason_3 varchar)"
+def _scores_only(store, survey_rows: int):
+    """A warehouse of one date of scores without segments, a survey table of ``survey_rows``
+    rows, and no call table."""
+    scores = pd.DataFrame(
+        {
+            "member_id": ["A", "B"],
+            "score_date": date(2026, 6, 30),
+            "model_version": "cx_churn/2",
+            "churn_model_version": "2",
+            "segment_model_version": None,
+            "churn_probability": [0.7, 0.1],
+            "is_lapsed": False,
+            "risk_band": ["high", "low"],
+            "predicted_segment": None,
+            "segment_probability": None,
+            "reason_1": ["no purchase in 95 days", None],
+            "reason_2": None,
+            "reason_3": None,
+        }
     )
-    con.execute(
-        "insert into ml_scores values "
-        "('A', date '2026-06-30', 'cx_churn/2', '2', null, 0.7, false, 'high', null, null, "
-        "'no purchase in 95 days', null, null), "
-        "('B', date '2026-06-30', 'cx_churn/2', '2', null, 0.1, false, 'low', null, null, "
-        "null, null, null)"
-    )
-    con.execute("create table customer_360 as select member_id, 'gold' as tier from ml_scores")
+    write_scores(store, scores, date(2026, 6, 30))
+    create(store, "customer_360", pd.DataFrame({"member_id": ["A", "B"], "tier": "gold"}))
     responses = pd.DataFrame(
         {
             "response_id": [f"R{i}" for i in range(survey_rows)],
@@ -289,16 +290,16 @@ def _scores_only(survey_rows: int):
             "submitted_at": pd.Timestamp("2026-06-01 09:00"),
         }
     )
-    create(con, "fct_survey_responses", responses)
-    return con
+    create(store, "fct_survey_responses", responses)
+    return store
 
 
 @pytest.mark.parametrize(
     ("survey_rows", "why"),
     [(0, members.NO_SURVEYS_FOR_SEGMENTS), (3, members.NO_SEGMENTS_SCORED)],
 )
-def test_the_report_gathers_why_there_are_no_segments(survey_rows, why):
-    data = report.gather(_scores_only(survey_rows))
+def test_the_report_gathers_why_there_are_no_segments(survey_rows, why, empty_store):
+    data = report.gather(_scores_only(empty_store, survey_rows))
     assert data.no_segments == f"no segment model: {why}"
     assert data.predicted_segments.empty
     assert set(data.risk["tier"]) == {"gold"} and data.risk["members"].sum() == 2
@@ -308,11 +309,12 @@ def test_the_report_gathers_why_there_are_no_segments(survey_rows, why):
     assert "Long time since the last purchase" in html
 
 
-def test_drivers_without_survey_rows_or_a_call_table_say_so():
-    con = _scores_only(0)
-    create(con, "dim_members", pd.DataFrame({"member_id": ["A", "B"]}))
-    create(con, "fct_transactions", pd.DataFrame({"member_id": ["A"], "amount": [10.0]}))
-    outcomes, performance, missing = drivers.read_inputs(con, date(2026, 6, 30))
+def test_drivers_without_survey_rows_or_a_call_table_say_so(empty_store):
+    store = _scores_only(empty_store, 0)
+    assert not store.exists("fct_calls")
+    create(store, "dim_members", pd.DataFrame({"member_id": ["A", "B"]}))
+    create(store, "fct_transactions", pd.DataFrame({"member_id": ["A"], "amount": [10.0]}))
+    outcomes, performance, missing = drivers.read_inputs(store, date(2026, 6, 30))
     assert "nps" not in outcomes and missing["nps"] == drivers.NO_NPS_ANSWERS
     assert {missing[d.name] for d in drivers.DRIVERS if d.source == "calls"} == {drivers.NO_CALLS}
     rows = drivers.key_drivers(outcomes, performance, date(2026, 6, 30), missing)
@@ -321,31 +323,31 @@ def test_drivers_without_survey_rows_or_a_call_table_say_so():
     assert rows["note"].notna().all()
 
 
-def test_program_cycles_written_before_skipping_existed_gain_the_column(tmp_path):
-    path = tmp_path / "old.duckdb"
-    old = {c: t for c, t in store.CYCLE_COLUMNS.items() if c != "skipped_reason"}
-    with duckdb.connect(str(path)) as con:
-        con.execute(store._ddl("program_cycles", old))
-        con.execute(f"insert into program_cycles values ({', '.join(['null'] * len(old))})")
-        con.execute(
-            "update program_cycles set cycle_date = date '2026-04-30', program = 'a', "
-            "response_window_days = 30, treatment = 5, control = 2"
-        )
+def test_program_cycles_written_before_skipping_existed_gain_the_column(empty_store):
+    old = {c: t for c, t in tables.CYCLE_COLUMNS.items() if c != "skipped_reason"}
+    with empty_store.writer("programs") as writer:
+        writer.ensure("program_cycles", old)
+        writer.insert(
+            "program_cycles",
+            pd.DataFrame(
+                {"cycle_date": [FIRST_CYCLE], "program": "a", "response_window_days": 30,
+                 "treatment": 5, "control": 2}
+            ),
+        )  # fmt: skip
+    assert "skipped_reason" not in empty_store.columns("program_cycles")
     cycles = pd.DataFrame(
         [
-            {**dict.fromkeys(store.CYCLE_COLUMNS), "cycle_date": SECOND_CYCLE, "program": p,
+            {**dict.fromkeys(tables.CYCLE_COLUMNS), "cycle_date": SECOND_CYCLE, "program": p,
              "response_window_days": 30, "treatment": 0, "control": 0, "skipped_reason": why}
             for p, why in (("b", None), ("c", "no segment model: why"))
         ]
     )  # fmt: skip
-    empty = pd.DataFrame(columns=list(store.ASSIGNMENT_COLUMNS))
-    store.write_assignments(path, SECOND_CYCLE, empty, cycles)
-    with duckdb.connect(str(path), read_only=True) as con:
-        stored = con.execute("select program, skipped_reason from program_cycles").fetchall()
-        measured = lift.read_cycles(con)
-    assert sorted(stored, key=lambda r: r[0]) == [
-        ("a", None),
-        ("b", None),
-        ("c", "no segment model: why"),
-    ]
+    empty = pd.DataFrame(columns=list(tables.ASSIGNMENT_COLUMNS))
+    tables.write_assignments(empty_store, SECOND_CYCLE, empty, cycles)
+    stored = empty_store.read("select program, skipped_reason from program_cycles")
+    measured = lift.read_cycles(empty_store)
+    assert sorted(
+        (r.program, None if pd.isna(r.skipped_reason) else r.skipped_reason)
+        for r in stored.itertuples()
+    ) == [("a", None), ("b", None), ("c", "no segment model: why")]
     assert sorted(measured["program"]) == ["a", "b"]

@@ -54,48 +54,47 @@ def test_reasons_are_counted_by_kind():
     assert report.reason_kind("something new 12 times") == "something new # times"
 
 
-def _scores_warehouse(rows):
-    """An in-memory warehouse with ``ml_scores`` rows (member, date, churn and segment model
-    versions, segment, reason_1) and every member in ``customer_360``."""
-    import duckdb
+def _scores_warehouse(store, rows):
+    """A warehouse (``store``) with ``ml_scores`` rows (member, date, churn and segment model
+    versions, segment, reason_1), every member in ``customer_360`` and no survey answer."""
+    from program_warehouse import SCORE_COLUMNS, create
 
-    con = duckdb.connect()
-    con.execute(
-        "create table ml_scores (member_id varchar, score_date date, model_version varchar, "
-        "churn_model_version varchar, segment_model_version varchar, churn_probability double, "
-        "is_lapsed boolean, risk_band varchar, predicted_segment varchar, "
-        "segment_probability double, reason_1 varchar, reason_2 varchar, reason_3 varchar)"
+    scores = pd.DataFrame(
+        [
+            {
+                "member_id": member,
+                "score_date": day,
+                "model_version": f"cx_churn/{churn}+cx_segment/{segment_version}",
+                "churn_model_version": str(churn),
+                "segment_model_version": str(segment_version),
+                "churn_probability": 0.5,
+                "is_lapsed": False,
+                "risk_band": "medium",
+                "predicted_segment": segment,
+                "segment_probability": 0.6,
+                "reason_1": reason,
+                "reason_2": None,
+                "reason_3": None,
+            }
+            for member, day, churn, segment_version, segment, reason in rows
+        ],
+        columns=list(SCORE_COLUMNS),
     )
-    for member, day, churn, segment_version, segment, reason in rows:
-        con.execute(
-            "insert into ml_scores values (?, ?, ?, ?, ?, 0.5, false, 'medium', ?, 0.6, ?, "
-            "null, null)",
-            [
-                member,
-                day,
-                f"cx_churn/{churn}+cx_segment/{segment_version}",
-                str(churn),
-                str(segment_version),
-                segment,
-                reason,
-            ],
-        )
-    con.execute(
-        "create table customer_360 as select distinct member_id, 'gold' as tier from ml_scores"
-    )
-    emotions = ", ".join(f"{item} double" for item in EMOTION_ITEMS)
-    con.execute(
-        "create table fct_survey_responses (response_id varchar, member_id varchar, "
-        f"survey_type varchar, submitted_at timestamp, nps_score integer, {emotions})"
-    )
-    return con
+    with store.writer("models") as writer:
+        writer.ensure("ml_scores", SCORE_COLUMNS)
+        writer.insert("ml_scores", scores)
+    members = pd.DataFrame({"member_id": scores["member_id"].unique(), "tier": "gold"})
+    create(store, "customer_360", members)
+    create(store, "fct_survey_responses", pd.DataFrame(columns=["member_id", *EMOTION_ITEMS]))
+    return store
 
 
-def test_the_report_reads_the_latest_models_row_of_each_member_and_date():
+def test_the_report_reads_the_latest_models_row_of_each_member_and_date(empty_store):
     """Counts per date, the latest date's members and the moves from the date before take one
     row per member and date, the latest models' when a date was scored twice."""
     may, june, july = date(2026, 5, 31), date(2026, 6, 30), date(2026, 7, 31)
-    con = _scores_warehouse(
+    store = _scores_warehouse(
+        empty_store,
         [
             ("A", may, 1, 1, "Engaged", None),
             ("B", may, 1, 1, "Engaged", None),
@@ -106,9 +105,9 @@ def test_the_report_reads_the_latest_models_row_of_each_member_and_date():
             ("B", july, 1, 2, "Swing", "NPS fell from 9 to 3"),
             ("B", july, 1, 1, "Disengaged", "no purchase in 40 days"),  # older segment model
             ("C", july, 1, 1, "Engaged", None),
-        ]
+        ],
     )
-    data = report.gather(con)
+    data = report.gather(store)
     assert data.as_of == july and data.members_scored == 3
     assert data.transition_dates == (june.isoformat(), july.isoformat())
     counts = {
@@ -135,10 +134,10 @@ def test_the_report_reads_the_latest_models_row_of_each_member_and_date():
     assert set(data.risk["tier"]) == {"gold"}
 
 
-def test_a_report_without_scores_says_what_to_run():
-    con = _scores_warehouse([])
+def test_a_report_without_scores_says_what_to_run(empty_store):
+    store = _scores_warehouse(empty_store, [])
     with pytest.raises(ValueError, match="ml_scores holds no scores"):
-        report.gather(con)
+        report.gather(store)
 
 
 def test_a_first_run_renders_with_empty_sections():

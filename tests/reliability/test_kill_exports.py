@@ -45,6 +45,12 @@ def _settings(root: Path):
     return load_settings(_env(root))
 
 
+def _store(root: Path):
+    from warehouse.store import open_store
+
+    return open_store(_settings(root))
+
+
 FIRST = _program_warehouse().FIRST_CYCLE.isoformat()
 SECOND = _program_warehouse().SECOND_CYCLE.isoformat()
 
@@ -57,11 +63,12 @@ def exported(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("exports") / "state"
     settings = _settings(root)
     settings.duckdb_path.parent.mkdir(parents=True)
-    simulation = builder.build(settings.duckdb_path, builder.FIRST_CYCLE)
-    assert cycle.assign(settings)["cycle_date"] == FIRST
-    cycle.export(settings, FIRST)
-    builder.advance(settings.duckdb_path, simulation, builder.SECOND_CYCLE, boosted=("win_back",))
-    assert cycle.assign(settings)["cycle_date"] == SECOND
+    store = _store(root)
+    simulation = builder.build(store, builder.FIRST_CYCLE)
+    assert cycle.assign(store, settings)["cycle_date"] == FIRST
+    cycle.export(store, settings, FIRST)
+    builder.advance(store, simulation, builder.SECOND_CYCLE, boosted=("win_back",))
+    assert cycle.assign(store, settings)["cycle_date"] == SECOND
     return root
 
 
@@ -136,7 +143,7 @@ def test_an_export_killed_mid_write_leaves_the_previous_exports(moment, exported
     if changed:
         _rename_contacts(state)
         _rename_contacts(reference)
-    cycle.export(_settings(reference), day)  # undisturbed
+    cycle.export(_store(reference), _settings(reference), day)  # undisturbed
     expected = _view(reference)
     before = _view(state)
     assert expected != before
@@ -159,7 +166,7 @@ def test_an_export_killed_mid_write_leaves_the_previous_exports(moment, exported
     else:
         assert after[day] == expected[day]
 
-    cycle.export(_settings(state), day)  # the next run
+    cycle.export(_store(state), _settings(state), day)  # the next run
     assert _view(state) == expected
     latest = _settings(state).exports_dir / "latest"
     for program in json.loads((latest / "manifest.json").read_text())["programs"]:
