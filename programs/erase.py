@@ -1,9 +1,10 @@
 """Erasure in the programs' own tables: the public function ``privacy`` calls for them.
 
-Of the tables programs own (``warehouse/tables.yml``), only ``program_assignments`` holds rows of
-one member (its ``member`` column). ``program_cycles``, ``mart_program_lift`` and
-``mart_key_drivers`` hold counts and estimates over many members and keep them: an erased member
-leaves no row there that could name them. The export files are erased by their own function.
+Every table the registry (``warehouse/tables.yml``) gives to ``programs`` with a ``member``
+column holds rows of one member (``program_assignments``, and any added later): their rows of the
+erased members are deleted. ``program_cycles``, ``mart_program_lift`` and ``mart_key_drivers``
+hold counts and estimates over many members and keep them: an erased member leaves no row there
+that could name them. The export files are erased by their own function.
 """
 
 from __future__ import annotations

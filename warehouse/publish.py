@@ -6,8 +6,9 @@ into place with ``os.replace``, so a reader opens either the old copy or the new
 
 The copy holds the warehouse's tables except the ``restricted`` schema (contact details, which
 only the program exports read, from the live file) and the ``cx_state`` schema (the dbt models'
-bookkeeping, such as which lake files they have read), and no views: the views are dbt's staging
-layer, which reads the raw lake, identifiers included, rather than a snapshot.
+bookkeeping, such as which lake files they have read), no bookkeeping column
+(``BOOKKEEPING_COLUMNS``: the hashes incremental runs compare), and no views: the views are dbt's
+staging layer, which reads the raw lake, identifiers included, rather than a snapshot.
 
 The copy reads the warehouse only, with one exception: after a publish that brought every table
 up to date, the analysts' copy records in the warehouse how far into the models' publish log it
@@ -27,6 +28,12 @@ from pathlib import Path
 
 # Schemas left out of the analysts' copy.
 UNPUBLISHED_SCHEMAS = ("restricted", "cx_state")
+
+# Columns the build keeps for itself, left out of the analysts' copy wherever a table has them:
+# hashes of what a row was computed from, which incremental runs compare (fct_member_daily's
+# inputs_hash, member_features_pit's member_inputs_hash and inputs_fingerprint). They mean
+# nothing to an analyst and change whenever the SQL does.
+BOOKKEEPING_COLUMNS = ("inputs_hash", "member_inputs_hash", "inputs_fingerprint")
 
 
 def published_path(duckdb_path: Path) -> Path:
@@ -145,13 +152,65 @@ def _tables(connection, database: str = "cx_source") -> list[tuple[str, str, str
 
 
 def _copy_table(connection, schema: str, name: str, definition: str) -> None:
-    """Create ``schema.name`` in ``cx_published`` (current database) from its definition and
-    copy every row from ``cx_source``."""
+    """Create ``schema.name`` in ``cx_published`` (current database) from its definition, less
+    its ``BOOKKEEPING_COLUMNS``, and copy every row from ``cx_source``."""
     connection.execute(f'create schema if not exists "{schema}"')
     connection.execute(definition)
+    _drop_bookkeeping(connection, "cx_published", schema, name)
+    columns = _column_list(connection, "cx_published", schema, name)
     connection.execute(
-        f'insert into cx_published."{schema}"."{name}" select * from cx_source."{schema}"."{name}"'
+        f'insert into cx_published."{schema}"."{name}" '
+        f'select {columns} from cx_source."{schema}"."{name}"'
     )
+
+
+def _drop_bookkeeping(connection, database: str, schema: str, name: str) -> None:
+    """Drop the ``BOOKKEEPING_COLUMNS`` of an empty table just created from its definition."""
+    for (column,) in connection.execute(
+        "select column_name from duckdb_columns() where database_name = ? and schema_name = ? "
+        "and table_name = ? and list_contains(?, column_name)",
+        [database, schema, name, list(BOOKKEEPING_COLUMNS)],
+    ).fetchall():
+        connection.execute(f'alter table {database}."{schema}"."{name}" drop column "{column}"')
+
+
+def _column_list(connection, database: str, schema: str, name: str) -> str:
+    """The quoted columns of ``database.schema.name`` in order, joined by commas."""
+    return ", ".join(
+        f'"{column}"'
+        for (column,) in connection.execute(
+            "select column_name from duckdb_columns() where database_name = ? "
+            "and schema_name = ? and table_name = ? order by column_index",
+            [database, schema, name],
+        ).fetchall()
+    )
+
+
+def _published_definition(connection, schema: str, name: str, definition: str) -> str:
+    """The definition ``_copy_table`` gives the copy of ``schema.name``: its own, unless it has
+    ``BOOKKEEPING_COLUMNS``, when it is read back from an empty table made the same way in a
+    scratch database."""
+    bookkeeping = connection.execute(
+        "select count(*) from duckdb_columns() where database_name = 'cx_source' "
+        "and schema_name = ? and table_name = ? and list_contains(?, column_name)",
+        [schema, name, list(BOOKKEEPING_COLUMNS)],
+    ).fetchone()[0]
+    if not bookkeeping:
+        return definition
+    connection.execute("attach if not exists ':memory:' as cx_scratch")
+    connection.execute("use cx_scratch")
+    try:
+        connection.execute(f'create schema if not exists "{schema}"')
+        connection.execute(f'drop table if exists "{schema}"."{name}"')
+        connection.execute(definition)
+        _drop_bookkeeping(connection, "cx_scratch", schema, name)
+        return connection.execute(
+            "select sql from duckdb_tables() where database_name = 'cx_scratch' "
+            "and schema_name = ? and table_name = ?",
+            [schema, name],
+        ).fetchone()[0]
+    finally:
+        connection.execute("use cx_published")
 
 
 # A copy brought up to date by rows is started afresh when more than this share of its blocks
@@ -186,7 +245,8 @@ def _sync_tables(
         for schema, name in sorted(set(published) - set(source)):
             connection.execute(f'drop table cx_published."{schema}"."{name}"')
         for (schema, name), definition in sorted(source.items()):
-            if published.get((schema, name)) == definition and _sync_rows(
+            expected = _published_definition(connection, schema, name, definition)
+            if published.get((schema, name)) == expected and _sync_rows(
                 connection,
                 f'"{schema}"."{name}"',
                 logged.get(name, changed_rows) if schema == "main" else changed_rows,
@@ -206,20 +266,23 @@ def _sync_tables(
 
 def _sync_rows(connection, table: str, changed_rows: str | None = None) -> bool:
     """Delete from the copy of ``table`` the rows the warehouse no longer holds and insert those
-    it holds anew, rows compared by a 64-bit hash of the whole row: what is written follows the
-    rows that changed, not the table. With ``changed_rows`` (an SQL condition) only the rows
-    matching it are compared, on both sides; the others stay in the copy as they are.
+    it holds anew, rows compared by a 64-bit hash of the copy's columns (the whole row, less
+    ``BOOKKEEPING_COLUMNS``): what is written follows the rows that changed, not the table. With
+    ``changed_rows`` (an SQL condition) only the rows matching it are compared, on both sides;
+    the others stay in the copy as they are.
 
     Returns False when more than half the table's rows changed (a table rebuilt with new
     values, e.g. today's features: copying it whole is cheaper and leaves no free space), or
     when the copy does not end with as many rows as the warehouse (identical rows in different
     numbers, which a hash set cannot tell apart); the caller then copies the table whole."""
     source, copy = f"cx_source.{table}", f"cx_published.{table}"
+    schema, name = (part.strip('"') for part in table.split(".", 1))
+    columns = _column_list(connection, "cx_published", schema, name)
     where = f" where {changed_rows}" if changed_rows else ""
-    for name, relation in (("publish_source", source), ("publish_copy", copy)):
+    for temp, relation in (("publish_source", source), ("publish_copy", copy)):
         connection.execute(
-            f"create or replace temp table {name} as "
-            f"select rowid as row_number, hash(rows) as row_hash from {relation} as rows{where}"
+            f"create or replace temp table {temp} as "
+            f"select rowid as row_number, hash({columns}) as row_hash from {relation}{where}"
         )
     try:
         connection.execute(
@@ -235,7 +298,7 @@ def _sync_rows(connection, table: str, changed_rows: str | None = None) -> bool:
             f"delete from {copy} where rowid in (select row_number from publish_stale)"
         )
         connection.execute(
-            f"insert into {copy} select * from {source} where rowid in ("
+            f"insert into {copy} select {columns} from {source} where rowid in ("
             "select row_number from publish_source anti join publish_copy using (row_hash))"
         )
         counts = connection.execute(

@@ -52,6 +52,7 @@ class Cycles:
     store: object
     first_run: dict
     second_run: dict[str, object]
+    env: dict[str, str]  # the variables the cycles ran with (for the CLI)
 
 
 @pytest.fixture(scope="session")
@@ -183,8 +184,9 @@ def two_cycles(request, tmp_path_factory) -> Cycles:
     root = tmp_path_factory.mktemp(f"programs-{request.param}")
     config = root / "programs.yml"
     config.write_text(TEST_PROGRAMS)
+    env = warehouse_env(request, request.param)
     with pytest.MonkeyPatch.context() as patch:
-        patch_warehouse(patch, root, warehouse_env(request, request.param))
+        patch_warehouse(patch, root, env)
         patch.setenv("CX_PROGRAMS_CONFIG", str(config))
         settings = load_settings()
         settings.duckdb_path.parent.mkdir(parents=True)
@@ -193,7 +195,8 @@ def two_cycles(request, tmp_path_factory) -> Cycles:
         first = cycle.run(store, settings)
         advance(store, state, SECOND_CYCLE, boosted=("win_back",))
         second = run_dag_tasks("run_programs")
-    return Cycles(settings, store, first, second)
+    env = {**env, "CX_DATA_DIR": str(root / "data"), "CX_PROGRAMS_CONFIG": str(config)}
+    return Cycles(settings, store, first, second, env)
 
 
 @pytest.fixture

@@ -193,3 +193,18 @@ def test_report_is_written_and_tells_open_windows_honestly(two_cycles):
     assert "Retention lift" in page  # the first cycle is measured
     assert (two_cycles.settings.reports_dir / f"segment-report-{SECOND_CYCLE}.html").exists()
     assert two_cycles.first_run["report"]["path"].endswith("segment-report.html")
+
+
+def test_the_cli_opens_the_configured_warehouse_and_finds_the_latest_cycle(
+    two_cycles, monkeypatch, capsys
+):
+    from conftest import patch_warehouse
+
+    from programs import cli
+
+    patch_warehouse(monkeypatch, two_cycles.settings.data_dir.parent, two_cycles.env)
+    monkeypatch.setenv("CX_PROGRAMS_CONFIG", two_cycles.env["CX_PROGRAMS_CONFIG"])
+    assert cli.main(["measure"]) == 0
+    measured = json.loads(capsys.readouterr().out)
+    assert measured["cycle_date"] == SECOND_CYCLE.isoformat()
+    assert measured["lift_rows"] == len(_query(two_cycles, "select * from mart_program_lift"))

@@ -199,6 +199,41 @@ def test_published_copy_is_readable_while_the_pipeline_writes(duckdb_build, tmp_
     assert [p.name for p in target.parent.iterdir()] == ["cx.duckdb"]  # no temp left behind
 
 
+def test_the_analysts_copy_holds_no_bookkeeping_contacts_or_build_state(duckdb_build, tmp_path):
+    """The live file has the build's bookkeeping columns, the restricted schema (contact
+    details) and cx_state (what the models have read); the analysts' copy has none of them,
+    whether made whole or brought up to date by rows, and nobody may write it (0444: the copy
+    holds no contact details, so it needs no personal-data group)."""
+    import stat
+
+    import duckdb
+
+    from warehouse.publish import BOOKKEEPING_COLUMNS, publish_duckdb
+
+    live = tmp_path / "live" / "cx.duckdb"
+    live.parent.mkdir()
+    shutil.copyfile(duckdb_build.settings.duckdb_path, live)
+    bookkeeping = (
+        "select table_name, column_name from duckdb_columns() "
+        f"where column_name in {tuple(BOOKKEEPING_COLUMNS)} order by all"
+    )
+    schemas = "select distinct schema_name from duckdb_tables() order by all"
+    with duckdb.connect(str(live), read_only=True) as con:
+        assert {name for name, _ in con.execute(bookkeeping).fetchall()} == {
+            "fct_member_daily",
+            "member_features_pit",
+        }
+        assert {"restricted", "cx_state"} <= {s for (s,) in con.execute(schemas).fetchall()}
+    target = tmp_path / "published" / "cx.duckdb"
+    for by_rows in (False, True):
+        publish_duckdb(live, target, by_rows=by_rows)
+        with duckdb.connect(str(target), read_only=True) as reader:
+            assert reader.execute(bookkeeping).fetchall() == []
+            assert {s for (s,) in reader.execute(schemas).fetchall()} == {"main", "snapshots"}
+            assert reader.execute("select count(*) from member_features_pit").fetchone()[0] > 0
+        assert stat.S_IMODE(target.stat().st_mode) == 0o444
+
+
 @pytest.mark.parametrize("by_rows", [False, True], ids=["whole", "by_rows"])
 def test_republishing_named_tables_replaces_only_those(duckdb_build, tmp_path, by_rows):
     """Scoring and the program cycle republish just the tables they write: those are replaced,
