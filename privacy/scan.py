@@ -1,5 +1,10 @@
 """Look for the source members' emails and phone numbers where they must not be.
 
+Which warehouse tables are searched is the table registry's (``warehouse/tables.yml``): the
+tables it marks published (analysts or marketers read them), every table of the analysts' copy,
+and any table it does not know. A published table may hold no column the registry marks
+personal on it, except keyed hashes and the year of birth (``PUBLISHED_BY_DESIGN``).
+
 The promise: marts, task logs, Great Expectations results (kept in the lake's manifests),
 MLflow runs and artifacts (input examples included), the segment report and exports hold no
 member's email or phone number, except an export's email column for members who opted in.
@@ -110,49 +115,79 @@ class Findings:
 
 # --- Where to look ------------------------------------------------------------------------------
 
-
-def scan_duckdb_tables(path: Path, needles: Needles, findings: Findings, label: str) -> None:
-    """Every text column of every table outside ``restricted`` (staging views read the lake,
-    the restricted area by design, and are not tables)."""
-    import duckdb
-
-    with duckdb.connect(str(path), read_only=True) as con:
-        columns = con.execute(
-            """
-            select columns.table_schema, columns.table_name, columns.column_name
-            from information_schema.columns as columns
-            inner join information_schema.tables as tables
-                using (table_catalog, table_schema, table_name)
-            where tables.table_type = 'BASE TABLE' and columns.table_schema <> 'restricted'
-                and columns.data_type in ('VARCHAR', 'JSON')
-            """
-        ).fetchall()
-        for schema, table, column in columns:
-            values = con.execute(
-                f'select distinct "{column}" from "{schema}"."{table}" where "{column}" is not null'
-            ).fetchall()
-            findings.check(f"{label}:{schema}.{table}.{column}", (v for (v,) in values), needles)
+# Column types searched for contact details (DuckDB's and PostgreSQL's names for text).
+_TEXT_TYPES = {"varchar", "text", "character varying", "json", "jsonb"}
 
 
-def scan_postgres_tables(settings: Settings, needles: Needles, findings: Findings) -> None:
-    """The marts' schema and the snapshot on PostgreSQL: tables only (staging are views)."""
-    from privacy.erase import _postgres_connect, _postgres_tables
+# Personal columns a published table may hold by design. A keyed hash (``*_hash``: HMAC under
+# ``CX_HASH_KEY``) links records without revealing the value. The year of birth is coarse
+# enough for an age band and is what ``dim_members`` keeps of the birth date.
+PUBLISHED_BY_DESIGN = {"birth_year": "the year of birth, never the date"}
 
-    with _postgres_connect(settings) as connection, connection.cursor() as cursor:
-        for (schema, table), columns in _postgres_tables(
-            cursor, (settings.pg_schema, "snapshots")
-        ).items():
-            for column in columns:
-                cursor.execute(
-                    f'select distinct "{column}"::text from "{schema}"."{table}" '
-                    f'where "{column}" is not null'
-                )
-                findings.check(
-                    f"postgres:{schema}.{table}.{column}",
-                    (v for (v,) in cursor.fetchall()),
-                    needles,
-                )
-        connection.rollback()
+
+def published_by_design(column: str) -> bool:
+    return column.endswith("_hash") or column in PUBLISHED_BY_DESIGN
+
+
+def misplaced_personal_columns(entry, columns: Iterable[str]) -> list[str]:
+    """The columns of a published table that its registry entry (``entry``) marks personal and
+    that are not published by design (``PUBLISHED_BY_DESIGN``, keyed hashes)."""
+    if entry is None:
+        return []
+    declared = set(entry.personal)
+    return sorted(c for c in columns if c in declared and not published_by_design(c))
+
+
+def _scanned_tables(store, published_copy: bool) -> dict[tuple[str, str], list[tuple[str, str]]]:
+    """(schema, table) -> [(column, type)] of the tables to search: those the registry marks
+    published, and those it does not know (a table nobody registered is treated as readable).
+    In the analysts' copy, every table: whatever is there, analysts read."""
+    from warehouse import tables
+
+    rows = store.read(
+        "select columns.table_schema, columns.table_name, columns.column_name, "
+        "lower(columns.data_type) as data_type "
+        "from information_schema.columns as columns "
+        "inner join information_schema.tables as tables "
+        "on columns.table_schema = tables.table_schema "
+        "and columns.table_name = tables.table_name "
+        "where tables.table_type = 'BASE TABLE' "
+        "and columns.table_schema not in ('information_schema', 'pg_catalog') "
+        "order by 1, 2, columns.ordinal_position"
+    )
+    main = getattr(store, "schema", "main")
+    found: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for schema, table, column, kind in rows.itertuples(index=False):
+        entry = tables.registry().get(table)
+        expected = None if entry is None else (main if entry.schema == "main" else entry.schema)
+        if entry is not None and expected != schema:
+            entry = None  # another relation of the same name: not the registered one
+        readable = published_copy or (entry.published if entry else schema == main)
+        if readable:
+            found.setdefault((schema, table), []).append((column, kind))
+    return found
+
+
+def scan_warehouse(
+    store, needles: Needles, findings: Findings, label: str, published_copy: bool = False
+) -> None:
+    """Every text column of the tables analysts or marketers read (the registry's published
+    tables, in the analysts' copy every table), and the personal columns none of them may hold
+    (``misplaced_personal_columns``)."""
+    from warehouse import tables
+
+    for (schema, table), columns in _scanned_tables(store, published_copy).items():
+        entry = tables.registry().get(table)
+        for column in misplaced_personal_columns(entry, [c for c, _ in columns]):
+            findings.hits[f"{label}:{schema}.{table}.{column} (personal column)"] = 1
+        for column, kind in columns:
+            if kind.split("(")[0] not in _TEXT_TYPES:
+                continue
+            values = store.read(
+                f'select distinct cast("{column}" as varchar) as value '
+                f'from "{schema}"."{table}" where "{column}" is not null'
+            )["value"]
+            findings.check(f"{label}:{schema}.{table}.{column}", values, needles)
 
 
 def _file_texts(path: Path) -> Iterator[str]:
@@ -209,17 +244,18 @@ def scan_deployment(
 ) -> Findings:
     """Scan every place that must hold no member's email or phone number."""
     from warehouse.publish import published_path
+    from warehouse.store import DuckDBStore, PostgresStore, postgres_uri
 
     needles = needles or Needles.from_loyalty(settings.loyalty_url)
     findings = Findings()
-    for path, label in (
-        (settings.duckdb_path, "warehouse"),
-        (published_path(settings.duckdb_path), "published"),
-    ):
-        if path.exists():
-            scan_duckdb_tables(path, needles, findings, label)
+    if settings.duckdb_path.exists():
+        scan_warehouse(DuckDBStore(settings.duckdb_path), needles, findings, "warehouse")
+    copy = published_path(settings.duckdb_path)
+    if copy.exists():
+        scan_warehouse(DuckDBStore(copy), needles, findings, "published", published_copy=True)
     if settings.warehouse_target == "postgres":
-        scan_postgres_tables(settings, needles, findings)
+        store = PostgresStore(postgres_uri(settings), settings.pg_schema)
+        scan_warehouse(store, needles, findings, "postgres")
     home = Path(airflow_home or os.environ.get("AIRFLOW_HOME") or REPO_ROOT / ".airflow")
     scan_files(home / "logs", needles, findings, "task logs")
     for location in mlflow_locations(settings.mlflow_tracking_uri):

@@ -102,7 +102,7 @@ def invoke(
     if target == "duckdb":
         settings.duckdb_path.parent.mkdir(parents=True, exist_ok=True)
     command = [
-        *args,
+        *with_registry_vars(args),
         "--project-dir",
         str(DBT_PROJECT_DIR),
         "--profiles-dir",
@@ -145,6 +145,34 @@ def invoke(
     if raise_on_failure and not result.success:
         raise DbtError(f"dbt {' '.join(args)} failed:\n" + "\n".join(failures or ["(no detail)"]))
     return result
+
+
+# Commands that take no --vars.
+_NO_VARS = ("deps", "clean", "debug", "init")
+
+
+def with_registry_vars(args: Sequence[str]) -> list[str]:
+    """``args`` with the table registry's vars (``warehouse.tables.grant_vars()``: who reads
+    which table, for ``macros/access.sql``) added to the command's ``--vars``; vars the caller
+    passes win."""
+    args = list(args)
+    if not args or args[0] in _NO_VARS:
+        return args
+    import yaml
+
+    from warehouse import tables
+
+    registry_vars = tables.grant_vars()
+    for i, arg in enumerate(args):
+        if arg == "--vars" and i + 1 < len(args):
+            given = yaml.safe_load(args[i + 1]) or {}
+            args[i + 1] = json.dumps({**registry_vars, **given}, default=str)
+            return args
+        if arg.startswith("--vars="):
+            given = yaml.safe_load(arg.removeprefix("--vars=")) or {}
+            args[i] = "--vars=" + json.dumps({**registry_vars, **given}, default=str)
+            return args
+    return [*args, "--vars", json.dumps(registry_vars)]
 
 
 def _keep_errors(errors: list[str]):

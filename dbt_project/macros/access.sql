@@ -3,12 +3,16 @@
     `python -m privacy grants` runs it by hand. Three group roles (NOLOGIN; people and services
     log in as their own roles and are granted membership):
 
-    - analyst (`cx_analyst`): reads the marts in the marts' schema (every model under
-      models/marts/ outside `restricted`) and the model and program tables listed in
-      `analyst_extra_tables`; nothing in staging, intermediate, `raw`, `restricted` or
-      `snapshots`.
-    - marketer (`cx_marketer`): reads the segment and export tables in `marketer_tables`.
+    - analyst (`cx_analyst`): reads the tables of the marts' schema in the var
+      `analyst_tables`; nothing in staging, intermediate, `raw`, `restricted` or `snapshots`.
+    - marketer (`cx_marketer`): reads the tables in the var `marketer_tables`.
     - pipeline (`cx_pipeline`): uses and writes every schema the project writes.
+
+    Both lists come from the table registry (warehouse/tables.yml, `tables.grant_vars()`),
+    which warehouse/dbt_runner.py passes as vars on every dbt command, so a table's readers are
+    decided in one place. A dbt command run without them on PostgreSQL fails here, naming the
+    cause: granting from a default list would revoke every reader's access and grant it back
+    only to the tables that list happened to name.
 
     Every other relation in the marts' schema (staging views with emails and phones,
     intermediate tables) is revoked from analyst and marketer on every run, so a model that
@@ -34,14 +38,14 @@
         ~ marts_schema ~ "'"
     ).columns[0].values() | list -%}
 
+    {%- if var('analyst_tables', none) is none or var('marketer_tables', none) is none -%}
+        {{ exceptions.raise_compiler_error(
+            "apply_access_grants needs the vars analyst_tables and marketer_tables, which "
+            ~ "warehouse/dbt_runner.py passes from the table registry (warehouse/tables.yml): "
+            ~ "run dbt through `python -m warehouse` or `make`, or pass them with --vars") }}
+    {%- endif -%}
     {%- set analyst_tables = [] -%}
-    {%- for node in graph.nodes.values() -%}
-        {%- if node.resource_type == 'model' and node.fqn[1] == 'marts'
-            and node.schema == marts_schema and node.alias in relations -%}
-            {%- do analyst_tables.append(node.alias) -%}
-        {%- endif -%}
-    {%- endfor -%}
-    {%- for name in var('analyst_extra_tables') if name in relations -%}
+    {%- for name in var('analyst_tables') if name in relations -%}
         {%- do analyst_tables.append(name) -%}
     {%- endfor -%}
     {%- set marketer_tables = [] -%}

@@ -121,7 +121,7 @@ def test_the_analysts_copy_holds_no_restricted_schema_and_no_identifier(built):
         ).fetchone()[0]
         tables = {r[0] for r in con.execute("select table_name from duckdb_tables()").fetchall()}
     assert views == 0  # staging's views read the raw lake
-    assert {"customer_360", "dim_members", "int_identity_links", "fct_survey_responses"} <= tables
+    assert {"customer_360", "dim_members", "fct_calls", "fct_survey_responses"} <= tables
 
 
 def test_real_sources_without_a_hash_key_fail_the_build_naming_it(built, tmp_path):

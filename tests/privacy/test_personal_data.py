@@ -171,6 +171,9 @@ def test_the_scanner_finds_leaks_wherever_they_are(landed, tmp_path):
         con.execute("create table mart_x as select 'call +1 (555) 010-0002 please' as note")
         con.execute("create schema restricted")
         con.execute("create table restricted.member_contacts as select 'bo@example.com' as email")
+        # The registry's restricted contacts table, built in the marts' schema by mistake: its
+        # names are personal data even where no value matches a source's email or phone.
+        con.execute("create table member_contacts as select 'M9' as member_id, 'Zed' as first_name")
     publish_duckdb(settings.duckdb_path)
     logs = tmp_path / "airflow" / "logs" / "dag_id=x"
     logs.mkdir(parents=True)
@@ -189,6 +192,8 @@ def test_the_scanner_finds_leaks_wherever_they_are(landed, tmp_path):
     assert hits == {
         "warehouse:main.mart_x.note": 1,
         "published:main.mart_x.note": 1,
+        "warehouse:main.member_contacts.first_name (personal column)": 1,
+        "published:main.member_contacts.first_name (personal column)": 1,
         "task logs:dag_id=x/attempt=1.log": 1,
         "mlflow:run/model/input_example.json": 1,
         "mlflow:run/model/model.skops": 1,
@@ -205,3 +210,21 @@ def test_scanner_reads_zipped_and_sqlite_artifacts(tmp_path):
         con.execute("insert into params values ('note', 'bo@example.com')")
     scan_files(tmp_path, NEEDLES, findings, "mlflow")
     assert findings.hits == {"mlflow:mlflow.db": 1}
+
+
+def test_published_tables_hold_personal_columns_only_by_design():
+    """The registry's published tables declare no personal column but keyed hashes and the
+    year of birth; the scan flags any other on a published table."""
+    from privacy.scan import misplaced_personal_columns, published_by_design
+    from warehouse import tables
+
+    published = [t for t in tables.registry().values() if t.published]
+    declared = {(t.name, c) for t in published for c in t.personal}
+    assert ("dim_members", "birth_year") in declared
+    assert all(published_by_design(c) for _, c in declared), declared
+    contacts = tables.table("member_contacts")
+    assert misplaced_personal_columns(contacts, ["member_id", "email", "first_name"]) == [
+        "email",
+        "first_name",
+    ]
+    assert misplaced_personal_columns(tables.table("dim_members"), ["birth_year"]) == []

@@ -121,6 +121,21 @@ def test_missing_roles_fail_naming_them(postgres_target):
         )
 
 
+def test_grants_without_the_registrys_lists_fail_naming_them(postgres_target):
+    """The readers' tables come from the table registry (dbt_runner passes them on every
+    command); without them the grants stop rather than revoke everyone's access."""
+    from warehouse import dbt_runner
+
+    with pytest.raises(dbt_runner.DbtError, match="needs the vars analyst_tables"):
+        dbt_runner.invoke(
+            ["run-operation", "apply_access_grants", "--vars", '{"analyst_tables": null}'],
+            postgres_target.settings,
+            target="postgres",
+            target_path=postgres_target.settings.data_dir / "dbt-target",
+        )
+    assert _can_read(postgres_target, LOGINS["analyst"], "analytics.fct_calls")
+
+
 def _scan_postgres(target, predicate) -> list[str]:
     connection = _connect(target, target.settings.pg_user)
     hits = []

@@ -168,3 +168,24 @@ def test_dbt_tasks_default_follows_the_warehouse_and_a_bad_mode_names_the_settin
     assert load_settings({**base, "CX_DBT_TASKS": "per_model"}).dbt_tasks == "per_model"
     with pytest.raises(SettingsError, match="CX_DBT_TASKS='per-model'"):
         load_settings({**base, "CX_DBT_TASKS": "per-model"})
+
+
+def test_every_dbt_command_gets_the_registrys_readers_and_callers_vars_win():
+    """macros/access.sql grants from these vars; without them it fails on PostgreSQL."""
+    import json
+
+    from warehouse import tables
+    from warehouse.dbt_runner import with_registry_vars
+
+    args = with_registry_vars(["build", "--select", "marts"])
+    assert args[:3] == ["build", "--select", "marts"] and args[3] == "--vars"
+    passed = json.loads(args[4])
+    assert passed == tables.grant_vars()
+    assert "ml_scores" in passed["marketer_tables"] and "fct_calls" in passed["analyst_tables"]
+    assert "int_identity_links" not in passed["analyst_tables"]
+    assert "member_contacts" not in passed["analyst_tables"]
+    given = with_registry_vars(["run", "--vars", '{"as_of_date": "2024-03-01"}'])
+    assert json.loads(given[2]) == {**tables.grant_vars(), "as_of_date": "2024-03-01"}
+    mine = with_registry_vars(["run-operation", "x", "--vars", '{"marketer_tables": []}'])
+    assert json.loads(mine[3])["marketer_tables"] == []
+    assert with_registry_vars(["deps"]) == ["deps"]
