@@ -255,6 +255,9 @@ def run(settings: Settings, only: str | None = None, retrain: bool = False) -> d
         result["warehouse"] = analysts_warehouse(settings)
         result["members_left_out"] = members_left_out(open_store(settings, snapshot=True))
         result["programs"] = outputs(settings)
+        from programs.cases import latest_delivery
+
+        result["cases"] = latest_delivery(settings.cases_dir)
     return result
 
 
@@ -317,6 +320,12 @@ def print_report(result: dict) -> None:
         print(f"Program exports (cycle {programs['cycle_date']}): {programs['exports']}")
     if programs.get("report"):
         print(f"Segment report (open in a browser): {programs['report']}")
+    if result.get("cases"):
+        cases = result["cases"]
+        print(
+            f"Case file for the CX team: {cases['path']} ({cases['new']} new, "
+            f"{cases['overdue']} overdue, {cases['open']} open)"
+        )
     print("\nSeconds per step: " + ", ".join(f"{k} {v:.1f}" for k, v in result["timings"].items()))
 
 

@@ -431,6 +431,53 @@ def _set_aside(updates: Updates, folder: Path, on: date, group: str | None) -> N
             os.replace(path, done / path.name)
 
 
+def features_at(
+    cases: pd.DataFrame, cutoffs: pd.DataFrame, start: datetime, through: datetime
+) -> pd.DataFrame:
+    """``open_cases`` and ``overdue_cases`` of each member at each cutoff (``cutoffs``:
+    ``member_id``, ``cutoff_date``), as they were at the start of the cutoff date: from
+    ``opened_at``, ``closed_at`` and ``due_at``, never from today's status, so a training row
+    does not see a case's later closing. Null outside [``start``, ``through``]: before the cases
+    began (or after their last run) the counts are unknown, not zero."""
+    at = pd.to_datetime(cutoffs["cutoff_date"]).astype("datetime64[us]")
+    keyed = cutoffs[["member_id"]].assign(cutoff_at=at)
+    joined = cases[["member_id", "opened_at", "closed_at", "due_at"]].merge(keyed, on="member_id")
+    is_open = (joined["opened_at"] < joined["cutoff_at"]) & (
+        joined["closed_at"].isna() | (joined["closed_at"] >= joined["cutoff_at"])
+    )
+    joined = joined.assign(
+        open_cases=is_open.astype(int),
+        overdue_cases=(is_open & (joined["due_at"] <= joined["cutoff_at"])).astype(int),
+    )
+    counts = joined.groupby(["member_id", "cutoff_at"])[["open_cases", "overdue_cases"]].sum()
+    out = keyed.merge(counts.reset_index(), on=["member_id", "cutoff_at"], how="left")
+    known = (out["cutoff_at"] >= start) & (out["cutoff_at"] <= through)
+    result = cutoffs[["member_id", "cutoff_date"]].reset_index(drop=True)
+    for column in ("open_cases", "overdue_cases"):
+        values = out[column].fillna(0).astype("Int64")
+        result[column] = values.where(known.to_numpy(), pd.NA)
+    return result
+
+
+def read_features(store, cutoffs: pd.DataFrame) -> pd.DataFrame:
+    """``features_at`` over the warehouse's cases: the churn features ``open_cases`` and
+    ``overdue_cases`` per member and cutoff, null where the cases cannot say (no case run yet,
+    or a cutoff outside the runs' span)."""
+    if not (store.exists("cases") and store.exists("case_runs")):
+        return (
+            cutoffs[["member_id", "cutoff_date"]]
+            .assign(open_cases=pd.NA, overdue_cases=pd.NA)
+            .astype({"open_cases": "Int64", "overdue_cases": "Int64"})
+        )
+    frame = store.read("select member_id, opened_at, closed_at, due_at from cases")
+    for column in ("opened_at", "closed_at", "due_at"):
+        frame[column] = _naive_utc(frame[column])
+    span = store.read("select min(start_at) as start_at, max(as_of_date) as through from case_runs")
+    start = _naive_utc(span["start_at"])[0]
+    through = pd.Timestamp(span["through"][0])
+    return features_at(frame, cutoffs, start, through)
+
+
 # ---------------------------------------------------------------------------------------------
 # Delivery: files and the webhook
 
@@ -683,6 +730,15 @@ def run(
         "delivery": str(path),
         "webhook": outcome,
     }
+
+
+def latest_delivery(cases_dir: Path) -> dict | None:
+    """The latest case file and its counts (None before the first run), for ``make run``."""
+    folder = Path(cases_dir) / "deliveries" / exports.LATEST
+    manifest = exports.read_manifest(Path(cases_dir) / "deliveries")
+    if manifest is None:
+        return None
+    return {"path": str(folder / "cases.csv"), **manifest["counts"], **manifest["by_trigger"]}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -423,6 +423,14 @@ def test_two_runs_open_close_deliver_and_rerun_the_same(store, settings):
     assert summary["retention"]["note"].startswith("not enough data yet")
     assert "4 overdue" in cases.report_section(summary)
 
+    # The churn features at the two run dates: M1's case was open at the first, closed since.
+    cutoffs = pd.DataFrame(
+        {"member_id": ["M1", "M1", "M6"], "cutoff_date": pd.to_datetime([FIRST, SECOND, SECOND])}
+    )
+    features = cases.read_features(store, cutoffs)
+    assert features["open_cases"].tolist() == [1, 0, 1]
+    assert features["overdue_cases"].tolist() == [1, 0, 1]
+
 
 # --- the webhook --------------------------------------------------------------------------------
 
@@ -516,3 +524,30 @@ def test_the_webhook_comes_from_an_airflow_connection(monkeypatch):
         json.dumps({"conn_type": "http", "host": "https://cx.example.com/in"}),
     )
     assert cases.webhook_from_airflow(name).url == "https://cx.example.com/in"
+
+
+def test_case_features_at_a_cutoff_come_from_the_case_s_times_not_today_s_status():
+    signals = pd.DataFrame(
+        [
+            signal("C1", "M1", "2026-03-10 09:00", "escalated_contact"),  # due 03-11 09:00
+            signal("C2", "M1", "2026-03-20 09:00", None, ["resolved_contact"]),
+            signal("C3", "M2", "2026-04-10 09:00", "unresolved_contact"),  # stays open
+        ]
+    )
+    frame = cases.replay(RULES, signals, NO_UPDATES, ts("2026-06-01 00:00"))
+    assert frame.set_index("member_id").loc["M1", "status"] == "closed"  # today's status
+    cutoffs = pd.DataFrame(
+        {
+            "member_id": ["M1", "M1", "M1", "M2", "M2", "M3", "M1"],
+            "cutoff_date": pd.to_datetime(
+                ["2026-03-01", "2026-03-11", "2026-03-15", "2026-04-01", "2026-05-01",
+                 "2026-05-01", "2026-07-01"]
+            ),
+        }
+    )  # fmt: skip
+    features = cases.features_at(frame, cutoffs, ts("2026-02-01 00:00"), ts("2026-06-01 00:00"))
+    assert features["open_cases"].tolist()[:6] == [0, 1, 1, 0, 1, 0]
+    assert features["overdue_cases"].tolist()[:6] == [0, 0, 1, 0, 1, 0]
+    assert features["open_cases"].isna().tolist() == [False] * 6 + [True]  # after the last run
+    before = cases.features_at(frame, cutoffs, ts("2026-03-12 00:00"), ts("2026-06-01 00:00"))
+    assert before["open_cases"].isna().tolist()[:3] == [True, True, False]
