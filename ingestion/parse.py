@@ -73,6 +73,18 @@ def _problem(column: Column, raw: str, typed: str, invalid: str | None = None) -
     return "case " + " ".join(checks) + " end"
 
 
+def _placement(column: str) -> str:
+    """SQL for the instant a watermark column places its row at (on ``_checked``): its value, or,
+    when that does not parse but begins with a date ('2026-06-15 4pm'), that date's midnight.
+    A database read finds such a value by that date's window alone (``readers._in_window``):
+    placed by a later column, it would be lost to that column's day."""
+    raw = _quote("_raw_" + column)
+    return (
+        f"coalesce({_quote(column)}, case when regexp_matches({raw}, '^[0-9]{{4}}-[0-9]{{2}}-"
+        f"[0-9]{{2}}') then try_cast(left({raw}, 10) as DATE)::TIMESTAMPTZ end)"
+    )
+
+
 def split_rows(
     con: duckdb.DuckDBPyConnection,
     table: Table,
@@ -87,10 +99,10 @@ def split_rows(
     ``good_<table>`` is a view over the checked rows when the extract is already in source
     order, else a table sorted into it; either reads in (_source_file, _source_row) order.
 
-    ``watermark`` and ``window`` place each row by its first watermark column that parses (the
-    database reader over-fetches by a day on each side). A day keeps the rows placed in its
-    window and quarantines those no column places ("unparseable watermark" when one does not
-    parse); the other rows are another interval's, and go to the temp table
+    ``watermark`` and ``window`` place each row by its first watermark column that parses, or
+    that begins with a date (``_placement``); the database reader over-fetches. A day keeps the
+    rows placed in its window and quarantines those no column places ("unparseable watermark"
+    when one does not parse); the other rows are another interval's, and go to the temp table
     ``outside_<table>`` (lineage only), so that every row read is counted. A full load
     (``interval_start`` is ``BEGINNING``) keeps every row, and quarantines those placed at or
     after ``interval_end`` ("watermark in the future").
@@ -173,7 +185,7 @@ def split_rows(
     keep = "true"
     if placing and not full_history:
         low, high = (_literal(b.isoformat()) + "::TIMESTAMPTZ" for b in window)
-        mark = "coalesce(" + ", ".join(_quote(c) for c in placing) + ")"
+        mark = "coalesce(" + ", ".join(_placement(c) for c in placing) + ")"
         # Rows placed outside the window are another interval's, bad or not; a row no watermark
         # places can be no interval's, so every day that reads it quarantines it.
         keep = (

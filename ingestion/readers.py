@@ -12,11 +12,12 @@ import logging
 import os
 import re
 import shutil
+import sqlite3
 import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 import duckdb
 import fsspec
@@ -129,7 +130,7 @@ def read_database_table(
     try:
         engine = sa.create_engine(url)
         with engine.connect() as connection:
-            present_columns = [c["name"] for c in sa.inspect(connection).get_columns(table.name)]
+            described = sa.inspect(connection).get_columns(table.name)
     except sa.exc.NoSuchTableError:
         raise ContractError(
             f"loyalty database {sa.engine.make_url(url).render_as_string()}: table "
@@ -143,6 +144,12 @@ def read_database_table(
     finally:
         engine.dispose()
 
+    present_columns = [c["name"] for c in described]
+    # A watermark column of another type than a time (PostgreSQL text) cannot be compared with
+    # the window's bounds by the server: the read takes every row, and parsing places them.
+    untimed = frozenset(
+        c["name"] for c in described if not isinstance(c["type"], sa.DateTime | sa.Date)
+    )
     present = set(present_columns)
     location = f"{table.name}@{sa.engine.make_url(url).render_as_string()}"
     missing = [name for name in table.required if name not in present]
@@ -159,7 +166,16 @@ def read_database_table(
     # history of tens of millions of rows is never held twice, or whole, in Arrow.
     counter = _RowCounter()
     stream = counter.number(
-        _fetch_text(url, table.name, known + extra, watermark, low, high, interval.is_full_history)
+        _fetch_text(
+            url,
+            table.name,
+            known + extra,
+            watermark,
+            low,
+            high,
+            interval.is_full_history,
+            unbounded=untimed,
+        )
     )
     con.register("_arrow_extract", stream)
     select = ", ".join(
@@ -217,26 +233,119 @@ class _RowCounter:
         return pa.RecordBatchReader.from_batches(schema, batches())
 
 
-# SQLite compares a text watermark as text, which orders ISO timestamps ('2026-06-15 10:00:00') by
-# time and nothing else: a number (SQLite sorts every number before any text), epoch seconds
-# written as text ('1781517600'), '06/15/2026 10:00' or a word sorts before the first of these
-# bounds or from the second, where no day's window can find it. Neither bound parses as a number,
-# so a column of numeric affinity compares them as text too.
-NOT_A_DATE_BELOW, NOT_A_DATE_FROM = "'1900-01-01'", "'2100-01-01'"
+# SQLite compares a text watermark as text, byte by byte, which orders a value by its time only
+# when it begins with its date as YYYY-MM-DD ('2026-06-15 10:00:00'): a day's read finds those
+# by its window. Any other text may name a time anywhere, or none: '2026/6/15 10:00' and
+# '2026-6-15 10:00' (both June 15 to the parser) sort after every 2026-MM-DD value, epoch
+# seconds of 2030 ('1900000000') among the dates of 1900, '15-06-2026' before them and
+# 'June 15 2026' after them. Such "stray" text is fetched by every day's read, and the parser
+# places it. A value that begins with a date but does not parse ('2026-06-15 4pm') is found by
+# that date's window alone, so ``parse.split_rows`` places it on that date.
+_DATE_PREFIX = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+# The same test in SQLite's SQL, for a column read without a walk of its index (a modifier
+# makes date() check the day of the month: alone, it takes '2026-02-30' as it is).
+_SQLITE_STRAY = (
+    "(typeof({c}) = 'text' and {c} <> '' and not ({c} glob "
+    "'[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*' and substr({c}, 1, 4) <> '0000' "
+    "and date(substr({c}, 1, 10), '+0 days') is substr({c}, 1, 10)))"
+)
+
+# A walk of the index lists at most this many stray values, and visits at most this many
+# distinct days; past either, the read tests every row with ``_SQLITE_STRAY`` (a scan).
+MAX_STRAYS, MAX_WALK_STEPS = 1000, 100_000
 
 
-def _in_window(watermark: tuple[str, ...], low: str, high: str, sqlite: bool = False) -> str:
+def starts_with_a_date(value: str) -> bool:
+    """True when ``value`` begins with a calendar date written YYYY-MM-DD, the only text
+    SQLite sorts by the time it names."""
+    if not _DATE_PREFIX.match(value):
+        return False
+    try:
+        date.fromisoformat(value[:10])
+    except ValueError:
+        return False
+    return True
+
+
+def _sqlite_leading_index(con, table_name: str, column: str) -> bool:
+    """Whether an index (whole, in SQLite's binary order) leads with ``column``."""
+    for _, name, _, _, partial in con.execute(f"pragma index_list({_quote(table_name)})"):
+        if partial:
+            continue
+        key = con.execute(f"pragma index_xinfo({_quote(name)})").fetchone()
+        if key is not None and key[2] == column and (key[4] or "BINARY").upper() == "BINARY":
+            return True
+    return False
+
+
+def sqlite_strays(path: str, table_name: str, column: str) -> list[str] | None:
+    """The distinct text values of ``column`` that do not begin with a date (see
+    ``starts_with_a_date``), found by walking its index: one seek per day that the column holds
+    and per stray value, jumping over each day's values. None when the column has no index to
+    walk, or holds more than ``MAX_STRAYS`` strays or ``MAX_WALK_STEPS`` days."""
+    try:
+        con = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return None
+    try:
+        if not _sqlite_leading_index(con, table_name, column):
+            return None
+        quoted, table = _quote(column), _quote(table_name)
+        # Text only: numbers sort before '' and blobs from x'', both read by their own terms.
+        step = "select {c} from {t} where {c} {op} ? and {c} < x'' order by {c} limit 1"
+        after = step.format(c=quoted, t=table, op=">")
+        from_ = step.format(c=quoted, t=table, op=">=")
+        strays: list[str] = []
+        found = con.execute(after, ("",)).fetchone()
+        for _ in range(MAX_WALK_STEPS):
+            if found is None:
+                return strays
+            value = found[0]
+            if not isinstance(value, str) or "\x00" in value:
+                return None
+            if starts_with_a_date(value):
+                # Past every value of that day: the date's last digit, plus one.
+                following = con.execute(from_, (value[:9] + chr(ord(value[9]) + 1),)).fetchone()
+            else:
+                strays.append(value)
+                if len(strays) > MAX_STRAYS:
+                    return None
+                following = con.execute(after, (value,)).fetchone()
+            if following is not None and isinstance(following[0], str) and following[0] <= value:
+                return None  # the comparison is not the text order assumed here
+            found = following
+        return None
+    except sqlite3.Error:
+        return None
+    finally:
+        con.close()
+
+
+def _in_window(
+    watermark: tuple[str, ...],
+    low: str,
+    high: str,
+    sqlite: bool = False,
+    strays: list[str] | None = None,
+    unbounded: frozenset[str] = frozenset(),
+) -> str:
     """SQL true for the rows a day's read fetches: those whose first watermark column that holds
     a date lies in [low, high), and those whose watermark columns hold no date at all.
 
-    A column holds no date when it is null or, on SQLite (``sqlite``), when its value does not
-    sort as one (``NOT_A_DATE_*``): such a value places the row by the next column, and a row no
-    column places is fetched by every day's read, so that it is quarantined rather than lost.
-    The exact placement is ``parse.split_rows``'s, after casting.
+    A column holds no date when it is null or, on SQLite (``sqlite``), a number or the empty
+    text (no number parses as a time): such a value places the row by the next column, and a
+    row no column places is fetched by every day's read, so that it is quarantined rather than
+    lost. On SQLite, text that does not begin with a date (``starts_with_a_date``) may name any
+    time and is fetched by every read: the first column's ``strays`` (``sqlite_strays``) by
+    their values, or, when None, every row's value is tested (a scan); so are blobs. A column in
+    ``unbounded`` (PostgreSQL text, which the server cannot compare with a time) places no
+    bound: from the first, the read takes every row. The exact placement is
+    ``parse.split_rows``'s, after casting.
 
-    The first column's terms are written apart (``a in window or a is null and ... or a <
-    '1900-01-01' and ...``), so the database searches its index for each: on the sample's 23
-    million transactions, a day's read took 0.5 s against 3.9 s for a scan.
+    The first column's terms are written apart (``a in window or a is null and ... or a in
+    (strays)``), so the database searches its index for each: on the sample's 23 million
+    transactions, a day's read took 0.5 s against 3.9 s for a scan.
     """
 
     def in_window(column: str) -> str:
@@ -248,23 +357,79 @@ def _in_window(watermark: tuple[str, ...], low: str, high: str, sqlite: bool = F
         if sqlite:
             # Rare, as the planner is told: a range open on one side would otherwise count as a
             # quarter of the table, and the read become a scan.
-            terms += [
-                f"likelihood({quoted} < {NOT_A_DATE_BELOW}, 0.001)",
-                f"likelihood({quoted} >= {NOT_A_DATE_FROM}, 0.001)",
-            ]
+            terms.append(f"likelihood({quoted} <= '', 0.001)")
+        return terms
+
+    def any_time(column: str, listed: list[str] | None) -> list[str]:
+        """Values that may name any time: fetched whatever the other columns hold."""
+        if not sqlite:
+            return []
+        quoted = _quote(column)
+        terms = [f"likelihood({quoted} >= x'', 0.001)"]
+        if listed is None:
+            terms.append(_SQLITE_STRAY.format(c=quoted))
+        elif listed:
+            terms.append(f"{quoted} in ({', '.join(_literal(v) for v in listed)})")
         return terms
 
     def placed_by(columns: tuple[str, ...]) -> str:
         """The row is placed in the window by one of ``columns`` (in order), or by none."""
         column, rest = columns[0], columns[1:]
+        if column in unbounded:
+            return "true"
         undated = " or ".join(no_date(column))
+        anywhere = "".join(f" or {term}" for term in any_time(column, None))
         if not rest:
-            return f"({in_window(column)}) or {undated}"
-        return f"({in_window(column)}) or (({undated}) and ({placed_by(rest)}))"
+            return f"({in_window(column)}) or {undated}{anywhere}"
+        return f"({in_window(column)}){anywhere} or (({undated}) and ({placed_by(rest)}))"
 
     first, rest = watermark[0], watermark[1:]
+    if first in unbounded:
+        return "true"
     after = f" and ({placed_by(rest)})" if rest else ""
-    return " or ".join([f"({in_window(first)})"] + [f"({term}{after})" for term in no_date(first)])
+    return " or ".join(
+        [f"({in_window(first)})"]
+        + [f"({term})" for term in any_time(first, strays)]
+        + [f"({term}{after})" for term in no_date(first)]
+    )
+
+
+def _where_window(
+    parsed: sa.engine.URL,
+    table_name: str,
+    watermark: tuple[str, ...],
+    low: datetime,
+    high: datetime,
+    unbounded: frozenset[str],
+) -> str:
+    """The filter of a day's read (``_in_window``), a day wider than [low, high); "true" when
+    the first watermark cannot bound the read."""
+    wide_low = (low - timedelta(days=1)).strftime("%Y-%m-%d %H:%M:%S")
+    wide_high = (high + timedelta(days=1)).strftime("%Y-%m-%d %H:%M:%S")
+    if parsed.get_backend_name() == "sqlite":
+        strays = None
+        if parsed.database and parsed.database != ":memory:":
+            strays = sqlite_strays(parsed.database, table_name, watermark[0])
+        if strays is None:
+            log.info(
+                "%s.%s: its values that do not begin with a date are found by testing every "
+                "row (no index on it, or more than %d such values)",
+                table_name,
+                watermark[0],
+                MAX_STRAYS,
+            )
+        bounds = (_literal(wide_low), _literal(wide_high))
+        return _in_window(watermark, *bounds, sqlite=True, strays=strays)
+    bounds = (f"cast({_literal(bound + '+00')} as timestamptz)" for bound in (wide_low, wide_high))
+    where = _in_window(watermark, *bounds, unbounded=unbounded)
+    if where == "true":
+        log.warning(
+            "%s.%s holds text, not a timestamp: each read takes the whole table, and the rows "
+            "are placed after parsing",
+            table_name,
+            watermark[0],
+        )
+    return where
 
 
 def _fetch_text(
@@ -275,11 +440,13 @@ def _fetch_text(
     low,
     high,
     full_history: bool = False,
+    unbounded: frozenset[str] = frozenset(),
 ) -> pa.RecordBatchReader:
     """Columns cast to text as a stream of Arrow batches, filtered a day wider than [low, high)
     on the first ``watermark`` column that holds a date, through the columns' indexes
     (``_in_window``). No filter without a watermark, nor for the ``full_history``: a full load
-    reads every row, to quarantine those dated after its end or not at all.
+    reads every row, to quarantine those dated after its end or not at all. The ``unbounded``
+    watermark columns are compared with no time (PostgreSQL text).
 
     The stream owns its connection and closes it when exhausted; errors while connecting or
     reading are ``SourceUnavailableError``."""
@@ -294,16 +461,9 @@ def _fetch_text(
     select_list = ", ".join(f"{cast.format(c=_quote(c))} as {_quote(c)}" for c in columns)
     sql = f"select {select_list} from {_quote(table_name)}"
     if watermark and not full_history:
-        wide_low = (low - timedelta(days=1)).strftime("%Y-%m-%d %H:%M:%S")
-        wide_high = (high + timedelta(days=1)).strftime("%Y-%m-%d %H:%M:%S")
-        if backend == "sqlite":
-            bounds = (_literal(wide_low), _literal(wide_high))
-            sql += f" where {_in_window(watermark, *bounds, sqlite=True)}"
-        else:
-            bounds = (
-                f"cast({_literal(bound + '+00')} as timestamptz)" for bound in (wide_low, wide_high)
-            )
-            sql += f" where {_in_window(watermark, *bounds)}"
+        where = _where_window(parsed, table_name, watermark, low, high, unbounded)
+        if where != "true":
+            sql += f" where {where}"
     schema = pa.schema([(c, pa.string()) for c in columns])
 
     def unavailable(error: Exception) -> SourceUnavailableError:

@@ -277,3 +277,80 @@ def test_the_runs_summary_counts_what_was_quarantined_outside_and_conflicting(tm
     out = capsys.readouterr().out
     assert "watermark in the future: 1" in out
     assert "unparseable watermark: 3" in out
+
+
+# --- Text watermarks SQLite sorts away from their time -----------------------------------------
+
+# recorded_at text that SQLite, comparing text before anything is parsed, sorts far from the
+# time it names (or among dates, when it names none). Each was found by no day's read.
+SORTED_AWAY = [
+    # Parses as June 2, but sorts after every 2026-MM-DD value: landed by June 2.
+    ("T6", "M1", "2026-05-20 10:00:00", "6.00", "2026/6/2 10:00", "store", 6),
+    ("T7", "M1", "2026-05-20 11:00:00", "7.00", "2026-6-2 11:00", "store", 7),
+    # No time at all, sorting among the dates (epoch seconds of 2030, a 30th of February), before
+    # them or after them: quarantined by the day they occurred.
+    ("T8", "M2", "2026-06-02 12:00:00", "8.00", "1900000000", "store", 8),
+    ("T9", "M2", "2026-06-02 13:00:00", "9.00", "2026-02-30 10:00", "store", 9),
+    ("T10", "M2", "2026-06-02 14:00:00", "10.00", "15-06-2026", "store", 10),
+    ("T11", "M2", "2026-06-02 15:00:00", "11.00", "June 15 2026", "store", 11),
+    # Its date is readable, its time is not: quarantined by the day of that date, which alone
+    # reads it, not by the day it occurred.
+    ("T12", "M2", "2026-05-20 16:00:00", "12.00", "2026-06-02 4pm", "store", 12),
+]
+
+
+def test_a_text_recorded_at_sqlite_sorts_away_from_its_time_is_placed_by_it(tmp_path):
+    settings = _settings(
+        tmp_path,
+        write_loyalty(tmp_path / "loyalty.db", transactions=TRANSACTIONS + SORTED_AWAY),
+        CX_BAD_ROW_THRESHOLD="0.9",
+    )
+    first = land(settings, contract.TRANSACTIONS, DAY1, DAY2)
+    # The first load reads every row: those dated June 2 are in its future, the others bad.
+    before = _quarantined(settings, contract.TRANSACTIONS, Interval(BEGINNING, DAY2))
+    assert {"T6", "T7", "T8", "T9", "T10", "T11", "T12"} <= set(before)
+    day = land(settings, contract.TRANSACTIONS, DAY2, DAY3)
+    assert _landed(settings, contract.TRANSACTIONS, Interval(DAY2, DAY3)) == [
+        "T3",
+        "T4",
+        "T6",
+        "T7",
+    ]
+    assert _quarantined(settings, contract.TRANSACTIONS, Interval(DAY2, DAY3)) == {
+        "T5": "amount is not a valid decimal: twelve",
+        "T8": "unparseable watermark: recorded_at 1900000000",
+        "T9": "unparseable watermark: recorded_at 2026-02-30 10:00",
+        "T10": "unparseable watermark: recorded_at 15-06-2026",
+        "T11": "unparseable watermark: recorded_at June 15 2026",
+        "T12": "unparseable watermark: recorded_at 2026-06-02 4pm",
+    }
+    assert _adds_up(first) and _adds_up(day)
+    # May 20, the day T6, T7 and T12 occurred, leaves them to the days their recorded_at names.
+    may_20 = Interval(datetime(2026, 5, 20, tzinfo=UTC), datetime(2026, 5, 21, tzinfo=UTC))
+    manifest = land(settings, contract.TRANSACTIONS, may_20.start, may_20.end)
+    assert manifest["rows_landed"] == 0 and _adds_up(manifest)
+    assert not {"T6", "T7", "T12"} & set(_quarantined(settings, contract.TRANSACTIONS, may_20))
+
+
+def test_a_text_updated_at_sqlite_sorts_away_from_its_time_is_placed_by_it(tmp_path):
+    members = MEMBERS + [
+        ("M4", "2025-01-05 10:00:00", "2026/6/2 10:00", None, None, "gold", 1, None),
+        ("M5", "2026-06-02 09:00:00", "1900000000", None, None, "gold", 1, None),
+        ("M6", "2026-06-02 09:30:00", "June 2 2026", None, None, "gold", 1, None),
+    ]
+    settings = _settings(
+        tmp_path,
+        write_loyalty(tmp_path / "loyalty.db", members=members),
+        CX_BAD_ROW_THRESHOLD="1.0",
+    )
+    first = land(settings, contract.MEMBERS, DAY1, DAY2)
+    assert {"M4", "M5", "M6"} <= set(
+        _quarantined(settings, contract.MEMBERS, Interval(BEGINNING, DAY2))
+    )
+    day = land(settings, contract.MEMBERS, DAY2, DAY3)
+    assert _landed(settings, contract.MEMBERS, Interval(DAY2, DAY3)) == ["M4"]
+    assert _quarantined(settings, contract.MEMBERS, Interval(DAY2, DAY3)) == {
+        "M5": "unparseable watermark: updated_at 1900000000",
+        "M6": "unparseable watermark: updated_at June 2 2026",
+    }
+    assert _adds_up(first) and _adds_up(day)

@@ -49,9 +49,29 @@ DATES = {
     "2026-06-02T08:00:00Z": datetime(2026, 6, 2, 8, tzinfo=DAY1.tzinfo),
     "2026-06-03 09:00:00": datetime(2026, 6, 3, 9, tzinfo=DAY1.tzinfo),
     "2999-01-01 00:00:00": datetime(2999, 1, 1, tzinfo=DAY1.tzinfo),
+    # Text SQLite sorts away from its time: after every 2026-MM-DD value.
+    "2026/6/2 10:00": datetime(2026, 6, 2, 10, tzinfo=DAY1.tzinfo),
+    "2026-6-1 23:00": datetime(2026, 6, 1, 23, tzinfo=DAY1.tzinfo),
 }
-NOT_DATES = ["1780394400", 1780401600, "06/15/2026 10:00", "garbage", "", None]
-watermark = st.sampled_from([*DATES, *DATES, *NOT_DATES])
+# Text that begins with a date but does not parse, and the date it places a row on.
+DATED_TEXT = {
+    "2026-06-02 4pm": datetime(2026, 6, 2, tzinfo=DAY1.tzinfo),
+    "2026-05-31 noon": datetime(2026, 5, 31, tzinfo=DAY1.tzinfo),
+}
+# Among them, epoch seconds of 2030 and a 30th of February, which sort among the dates.
+NOT_DATES = [
+    "1780394400",
+    1780401600,
+    "06/15/2026 10:00",
+    "garbage",
+    "",
+    None,
+    "1900000000",
+    "2026-02-30 10:00",
+    "15-06-2026",
+    "June 2 2026",
+]
+watermark = st.sampled_from([*DATES, *DATES, *DATED_TEXT, *NOT_DATES])
 
 MEMBER_COLUMNS = (
     "member_id",
@@ -110,9 +130,12 @@ def rows(draw, row, clean: tuple) -> list[tuple]:
     return drawn
 
 
-def _write(path: Path, name: str, columns: tuple[str, ...], values: list[tuple]) -> list[str]:
+def _write(
+    path: Path, name: str, columns: tuple[str, ...], values: list[tuple], indexed: bool
+) -> list[str]:
     """The table without a primary key nor declared types (SQLite keeps each value as given),
-    each row tagged; returns the tags."""
+    each row tagged, its first watermark ``indexed`` or not (a day's read walks the index, or
+    tests every row); returns the tags."""
     tags = [f"{name}-{number}" for number in range(len(values))]
     with sqlite3.connect(path) as con:
         con.execute(f"create table {name} ({', '.join(columns)}, {TAG})")
@@ -121,6 +144,9 @@ def _write(path: Path, name: str, columns: tuple[str, ...], values: list[tuple])
             f"insert into {name} values ({marks})",
             [(*row, tag) for row, tag in zip(values, tags, strict=True)],
         )
+        if indexed:
+            first = PLACED_BY[contract.table("loyalty", name)][0]
+            con.execute(f"create index ix_{name}_{first} on {name} ({first})")
     con.close()
     return tags
 
@@ -133,12 +159,35 @@ PLACED_BY = {
 
 
 def _placed_at(row: dict, table: contract.Table) -> datetime | None:
-    """The instant the row's first watermark column that holds a date places it at."""
+    """The instant the row's first watermark column that holds a date (or begins with one)
+    places it at."""
     for column in PLACED_BY[table]:
         value = row.get(column)
         if isinstance(value, str) and value in DATES:
             return DATES[value]
+        if isinstance(value, str) and value in DATED_TEXT:
+            return DATED_TEXT[value]
     return None
+
+
+# The text window of the day's read (the day, and a day on each side), and the text that does
+# not begin with a date, which may name any time and which every read fetches.
+WIDE = ("2026-06-01 00:00:00", "2026-06-04 00:00:00")
+STRAYS = {"2026/6/2 10:00", "2026-6-1 23:00"} | {
+    value for value in NOT_DATES if isinstance(value, str) and value
+}
+
+
+def _fetched_by_the_day(row: dict, table: contract.Table) -> bool:
+    """Whether the day's read fetches the row: text that begins with a date by its window, a
+    stray by every read; a null, a number or '' leaves the row to the next column, and a row no
+    column places is fetched."""
+    for column in PLACED_BY[table]:
+        value = row.get(column)
+        if not isinstance(value, str) or value == "":
+            continue
+        return value in STRAYS or WIDE[0] <= value < WIDE[1]
+    return True
 
 
 def _tags(path: Path) -> list[str]:
@@ -215,8 +264,8 @@ def _check(settings, table, generated: dict[str, dict]) -> None:
     manifest, landed, quarantined = day
     assert manifest["interval_start"] == DAY2.isoformat()
     assert len(set(landed + quarantined)) == len(landed) + len(quarantined)
-    # The read is a day wider on each side, and fetches rows dated past 2100 (they sort as
-    # no date would): those are counted outside the day, and left to their own day.
+    # The read is a day wider on each side, and fetches every row whose text watermark does
+    # not begin with a date: those are counted outside the day, and left to their own day.
     outside = 0
     for tag, row in generated.items():
         at = _placed_at(row, table)
@@ -224,9 +273,11 @@ def _check(settings, table, generated: dict[str, dict]) -> None:
             assert tag in quarantined, (tag, row)
         elif DAY2 <= at < DAY3:
             assert tag in landed or tag in quarantined, (tag, row)
+            if row[PLACED_BY[table][0]] in DATED_TEXT:
+                assert tag in quarantined, (tag, row)
         else:
             assert tag not in landed and tag not in quarantined, (tag, row)
-            outside += DAY1 <= at < DAY4 or at.year >= 2100
+            outside += _fetched_by_the_day(row, table)
     assert manifest["rows_outside_interval"] == outside
     event("a day with rows outside it" if outside else "a day with no row outside it")
 
@@ -235,12 +286,14 @@ def _check(settings, table, generated: dict[str, dict]) -> None:
 @given(
     members=rows(members_row, CLEAN_MEMBER),
     transactions=rows(transactions_row, CLEAN_TRANSACTION),
+    indexed=st.booleans(),
 )
-def test_every_row_of_a_damaged_loyalty_database_is_accounted_for(members, transactions):
+def test_every_row_of_a_damaged_loyalty_database_is_accounted_for(members, transactions, indexed):
+    event("watermark indexed" if indexed else "watermark not indexed")
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "loyalty.db"
-        member_tags = _write(path, "members", MEMBER_COLUMNS, members)
-        transaction_tags = _write(path, "transactions", TRANSACTION_COLUMNS, transactions)
+        member_tags = _write(path, "members", MEMBER_COLUMNS, members, indexed)
+        transaction_tags = _write(path, "transactions", TRANSACTION_COLUMNS, transactions, indexed)
         settings = load_settings(
             {
                 "CX_DATA_DIR": str(Path(folder) / "data"),

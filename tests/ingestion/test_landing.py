@@ -337,13 +337,14 @@ def test_survey_line_helper_round_trips():
 
 
 @pytest.mark.parametrize("watermark", [("recorded_at", "occurred_at"), ("recorded_at",)])
-def test_a_days_read_fetches_its_window_and_undated_rows_through_the_index(watermark):
+def test_a_days_read_fetches_its_window_and_undated_rows_through_the_index(watermark, tmp_path):
     import itertools
     import sqlite3
 
-    from ingestion.readers import _in_window
+    from ingestion.readers import _in_window, sqlite_strays, starts_with_a_date
 
-    con = sqlite3.connect(":memory:")
+    path = tmp_path / "t.db"
+    con = sqlite3.connect(path)
     con.execute("create table t (id integer, recorded_at text, occurred_at text)")
     con.execute("create index ix_recorded on t (recorded_at)")
     days = [
@@ -352,31 +353,41 @@ def test_a_days_read_fetches_its_window_and_undated_rows_through_the_index(water
         "2026-06-01 00:00:00",
         "2026-06-01 12:00:00",
         "2026-06-02",
-        # Not dates SQLite can compare as text: epoch seconds, a US date, a number.
+        # Text SQLite sorts away from the time it names, or that names none: epoch seconds,
+        # a US date, a number (text in this column), '2026/6/1' (June 1 to the parser, after
+        # every 2026-MM-DD value), epoch seconds of 2030 (among 1900's dates).
         "1781517600",
         "06/01/2026 10:00",
         1780315200,
+        "2026/6/1 10:00",
+        "1900000000",
     ]
     con.executemany(
         "insert into t values (?, ?, ?)",
         [(n, *pair) for n, pair in enumerate(itertools.product(days, repeat=2))],
     )
+    con.commit()
     low, high = "2026-06-01 00:00:00", "2026-06-02"
 
     def fetched(values) -> bool:
-        """The first value that is a date places the row; a row without one is fetched."""
+        """Text that begins with a date is found by its window; other text by every read; a
+        null places the row by the next column, and a row no column places is fetched."""
         for value in values:
-            if isinstance(value, str) and value[:4].isdigit() and value[4:5] == "-":
-                return low <= value < high
+            if value is None:
+                continue
+            return not starts_with_a_date(value) or low <= value < high
         return True
 
     rows = con.execute(f"select id, {', '.join(watermark)} from t").fetchall()
     expected = sorted(row[0] for row in rows if fetched(row[1:]))
-    # recorded_at in the window: 2 of 8 values (x 8 occurred_at); with occurred_at, 4 undated
-    # recorded_at values x (2 occurred_at in the window + 4 undated); without it, every row
-    # whose recorded_at is undated.
-    assert len(expected) == (16 + 4 * 6 if len(watermark) == 2 else 16 + 4 * 8)
-    predicate = _in_window(watermark, f"'{low}'", f"'{high}'", sqlite=True)
+    # 2 of 10 recorded_at values in the window and 5 strays, each with 10 occurred_at; a null
+    # recorded_at with the 2 + 5 occurred_at it fetches and a null (or, alone, with every one).
+    assert len(expected) == (70 + 8 if len(watermark) == 2 else 70 + 10)
+    strays = sqlite_strays(str(path), "t", "recorded_at")
+    assert sorted(strays) == sorted(
+        ["1781517600", "06/01/2026 10:00", "1780315200", "2026/6/1 10:00", "1900000000"]
+    )
+    predicate = _in_window(watermark, f"'{low}'", f"'{high}'", sqlite=True, strays=strays)
     fetched_ids = con.execute(f"select id from t where {predicate} order by id").fetchall()
     assert [row[0] for row in fetched_ids] == expected
     plan = " ".join(
@@ -384,3 +395,36 @@ def test_a_days_read_fetches_its_window_and_undated_rows_through_the_index(water
     )
     # Each term is a search of the recorded_at index, not a scan of the table.
     assert "USING INDEX ix_recorded" in plan and "SCAN t" not in plan
+    # Without the strays listed, every row's value is tested: the same rows, by a scan.
+    predicate = _in_window(watermark, f"'{low}'", f"'{high}'", sqlite=True, strays=None)
+    fetched_ids = con.execute(f"select id from t where {predicate} order by id").fetchall()
+    assert [row[0] for row in fetched_ids] == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "begins_with_a_date"),
+    [
+        ("2026-06-15 10:00:00", True),
+        ("2024-02-29 4pm", True),  # a leap day, then words
+        ("2026-02-29", False),  # no such day: SQLite's date() alone takes it as it is
+        ("2026-06-31 10:00", False),
+        ("2026-13-01", False),
+        ("0000-01-01", False),
+        ("2026-6-15 10:00", False),
+        ("2026/6/15 10:00", False),
+        (" 2026-06-15", False),
+        ("1900000000", False),
+        ("June 15 2026", False),
+    ],
+)
+def test_sqlite_and_python_agree_on_what_begins_with_a_date(value, begins_with_a_date):
+    """A day's read lists a column's stray values by walking its index (Python's test), or tests
+    each row in SQL: either way, the same rows."""
+    import sqlite3
+
+    from ingestion.readers import _SQLITE_STRAY, starts_with_a_date
+
+    with sqlite3.connect(":memory:") as con:
+        stray = con.execute(f"select {_SQLITE_STRAY.format(c='?')}", [value] * 6).fetchone()[0]
+    assert starts_with_a_date(value) is begins_with_a_date
+    assert bool(stray) is not begins_with_a_date
