@@ -16,7 +16,12 @@ def fetch(connection, sql):
 
 def test_build_passes_on_postgres(postgres_build):
     assert postgres_build.result.success, postgres_build.result.failures
-    statuses = set(postgres_build.result.node_statuses.values())
+    # Exposures (what reads the warehouse outside dbt) have nothing to run: dbt reports no-op.
+    statuses = {
+        status
+        for node, status in postgres_build.result.node_statuses.items()
+        if not node.startswith("exposure.")
+    }
     assert statuses <= {"success", "pass"}
 
 
