@@ -185,7 +185,12 @@ def _drop_keys(con, path: Path) -> int:
             f"copy (select * from {relation} where not ({condition})) to '{staged}' "
             "(format parquet, compression zstd)"
         )
-        os.chmod(staged, stat.S_IMODE(os.stat(path).st_mode))
+        # The rewrite keeps the file's mode and group, as privacy.suppression.filter_parquet
+        # does (a personal-data file's 0640 is for CX_PERSONAL_FILE_GROUP).
+        before = os.stat(path)
+        if os.stat(staged).st_gid != before.st_gid:
+            os.chown(staged, -1, before.st_gid)
+        os.chmod(staged, stat.S_IMODE(before.st_mode))
         os.replace(staged, path)
     return removed
 
