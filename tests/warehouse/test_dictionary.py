@@ -108,7 +108,7 @@ def test_the_build_publishes_the_tables_the_dictionary_is_checked_on(duckdb_conn
     assert ("main", "customer_360") in tables
     assert ("main", "fct_survey_responses") in tables
     assert ("restricted", "member_contacts") not in tables
-    assert sum(len(columns) for columns in tables.values()) > 250
+    assert sum(len(columns) for columns in tables.values()) > 200
 
 
 def test_every_published_column_of_the_build_is_described(duckdb_build, duckdb_connection):
@@ -184,7 +184,7 @@ def test_every_column_named_nps_score_holds_answers_and_nps_holds_the_score(duck
             assert low is not None, f"{table}.{column} is empty in the fixture build"
             assert 0 <= low <= high <= 10, f"{table}.{column} spans {low}..{high}, not an answer"
             checked.append(f"{table}.{column}")
-    assert len(checked) >= 5, checked  # responses, scored, features, 360, emotion value
+    assert len(checked) >= 4, checked  # responses, features, 360, emotion value
     [(low, high)] = duckdb_connection.execute(
         "select min(nps), max(nps) from mart_nps_csat_monthly"
     ).fetchall()
