@@ -164,3 +164,18 @@ def test_a_writer_sees_its_own_columns_and_compaction_leaves_no_deleted_bytes(st
             [store.schema],
         )
         assert vacuumed["last_vacuum"].notna().all() and len(vacuumed) == 1
+
+
+def test_a_postgres_writer_leaves_statistics_for_the_rows_it_wrote(store):
+    if store.target != "postgres":
+        pytest.skip("DuckDB keeps its statistics as it writes")
+    with store.writer("models") as writer:
+        writer.ensure("ml_scores", SCORE_COLUMNS)
+        writer.insert("ml_scores", _scores(date(2026, 6, 1)))
+    # A table never analysed has reltuples -1 (PostgreSQL 14 and later): the planner guesses.
+    analysed = store.read(
+        "select reltuples from pg_class where relname = 'ml_scores' and relnamespace = "
+        "(select oid from pg_namespace where nspname = $1)",
+        [store.schema],
+    )
+    assert analysed["reltuples"].tolist() == [3.0]
