@@ -14,13 +14,16 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from ml import labels as labels_mod
+
+if TYPE_CHECKING:
+    from warehouse.store import Store
 
 # Everything the models may see: the point-in-time features shared by member_features_pit and
 # customer_360 (ids, dates and is_closed excluded: closed members are not scored).
@@ -109,61 +112,76 @@ class TrainingData:
 
 
 def read_warehouse(
-    duckdb_path: Path, horizon_days: int | None = None, n_train_cutoffs: int = 6
+    store: Store, horizon_days: int | None = None, n_train_cutoffs: int = 6
 ) -> WarehouseData:
-    """Read the feature table and the facts behind the labels (read-only, connection closed).
+    """Read the feature table and the facts behind the labels through ``store`` (a
+    ``warehouse.store.Store``, DuckDB or PostgreSQL).
 
     With ``horizon_days``, only what one training run uses is read: the feature rows of the
     cutoffs ``choose_cutoffs`` picks, and the purchases inside their activity and label windows.
     The whole table is (cutoffs x members) rows, most of which a run never looks at.
     """
-    import duckdb
+    from warehouse import tables
 
-    if not Path(duckdb_path).exists():
+    # The build's bookkeeping columns (the registry's) are not features.
+    bookkeeping = set(tables.table("member_features_pit").bookkeeping)
+    pit_columns = [c for c in store.columns("member_features_pit") if c not in bookkeeping]
+    if not pit_columns:
         raise FileNotFoundError(
-            f"no warehouse at {duckdb_path}: build it first with `python -m warehouse build`"
+            "no member_features_pit in the warehouse: build it first with "
+            "`python -m warehouse build`"
         )
-    with duckdb.connect(str(duckdb_path), read_only=True) as con:
-        first, last = con.execute(
-            "select min(activity_date), max(activity_date) from fct_member_daily"
-        ).fetchone()
-        # The hash columns are the build's bookkeeping, not features.
-        pit_sql = (
-            "select columns(lambda c: c not in ('inputs_fingerprint', 'member_inputs_hash')) "
-            "from member_features_pit"
+    span = store.read(
+        "select min(activity_date) as first_date, max(activity_date) as last_date "
+        "from fct_member_daily"
+    )
+    first, last = (_as_date(span.at[0, column]) for column in ("first_date", "last_date"))
+    pit_sql = f"select {', '.join(pit_columns)} from member_features_pit"
+    purchases_sql, params = "", []
+    cutoffs: list[date] = []
+    if horizon_days is not None and first is not None:
+        available = store.read(
+            "select distinct cast(cutoff_date as date) as cutoff_date from member_features_pit"
+        )["cutoff_date"]
+        plan = plan_windows(
+            [_as_date(c) for c in available], first, last, horizon_days, n_train_cutoffs
         )
-        purchases_sql, params = "", []
-        if horizon_days is not None and first is not None:
-            available = [
-                row[0]
-                for row in con.execute(
-                    "select distinct cast(cutoff_date as date) from member_features_pit"
-                ).fetchall()
-            ]
-            plan = plan_windows(available, first, last, horizon_days, n_train_cutoffs)
-            cutoffs = [*plan.train_cutoffs, plan.holdout_cutoff]
-            pit_sql += f" where cutoff_date in ({', '.join('?' for _ in cutoffs)})"
-            purchases_sql = " and occurred_date >= ? and occurred_date < ?"
-            params = [
-                min(cutoffs) - timedelta(days=plan.activity_days),
-                max(cutoffs) + timedelta(days=plan.horizon_days),
-            ]
-        else:
-            cutoffs = []
-        pit = con.execute(pit_sql, cutoffs).fetchdf()
-        # One row per member and purchase day is all the labels look at.
-        purchases = con.execute(
-            "select member_id, occurred_date, max(amount) as amount from fct_transactions "
-            f"where amount > 0{purchases_sql} group by member_id, occurred_date",
-            params,
-        ).fetchdf()
-        members = con.execute("select member_id, enrolled_at, closed_at from dim_members").fetchdf()
-        items = ", ".join(labels_mod.EMOTION_ITEMS)
-        responses = con.execute(
-            "select member_id, submitted_at, survey_type, nps_score, "
-            f"{items} from fct_survey_responses where member_id is not null"
-        ).fetchdf()
-    return WarehouseData(pit, purchases, members, responses, first, last)
+        cutoffs = [*plan.train_cutoffs, plan.holdout_cutoff]
+        numbers = ", ".join(f"${i}" for i in range(1, len(cutoffs) + 1))
+        pit_sql += f" where cutoff_date in ({numbers})"
+        purchases_sql = " and occurred_date >= $1 and occurred_date < $2"
+        params = [
+            min(cutoffs) - timedelta(days=plan.activity_days),
+            max(cutoffs) + timedelta(days=plan.horizon_days),
+        ]
+    pit = store.read(pit_sql, cutoffs)
+    # One row per member and purchase day is all the labels look at.
+    purchases = store.read(
+        "select member_id, occurred_date, max(amount) as amount from fct_transactions "
+        f"where amount > 0{purchases_sql} group by member_id, occurred_date",
+        params,
+    )
+    members = store.read("select member_id, enrolled_at, closed_at from dim_members")
+    items = ", ".join(labels_mod.EMOTION_ITEMS)
+    responses = store.read(
+        "select member_id, submitted_at, survey_type, nps_score, "
+        f"{items} from fct_survey_responses where member_id is not null"
+    )
+    return WarehouseData(pit, _naive(purchases), _naive(members), _naive(responses), first, last)
+
+
+def _naive(frame: pd.DataFrame) -> pd.DataFrame:
+    """Timestamps as the marts declare them, naive UTC, whichever type the engine holds them
+    in (a ``timestamptz`` column reads back zoned): the labels compare them with dates."""
+    for column in frame.columns:
+        if isinstance(frame[column].dtype, pd.DatetimeTZDtype):
+            frame[column] = frame[column].dt.tz_convert("UTC").dt.tz_localize(None)
+    return frame
+
+
+def _as_date(value) -> date | None:
+    """A date as the store returns it (a ``datetime64`` cell), as ``datetime.date``."""
+    return None if pd.isna(value) else pd.Timestamp(value).date()
 
 
 def choose_cutoffs(
@@ -517,8 +535,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ml.features", description=__doc__)
     parser.add_argument("--horizon-days", type=int, default=90)
     args = parser.parse_args(argv)
-    settings = load_settings()
-    training = build_training_data(read_warehouse(settings.duckdb_path), args.horizon_days)
+    from warehouse.store import open_store
+
+    store = open_store(load_settings(), snapshot=True)
+    training = build_training_data(read_warehouse(store), args.horizon_days)
     for key, value in describe(training).items():
         print(f"{key}: {value}")
     return 0

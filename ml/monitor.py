@@ -10,9 +10,13 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from warehouse.store import Store, Writer
 
 PSI_THRESHOLD = 0.2
 MONITORED_FEATURES: tuple[str, ...] = (
@@ -104,63 +108,62 @@ def segment_transitions(previous: pd.DataFrame, current: pd.DataFrame) -> pd.Dat
     )[["member_id", "from_segment", "to_segment", "score_date"]].reset_index(drop=True)
 
 
-def record(con, drift_rows: pd.DataFrame, score_date, model_version: str) -> int:
-    """Replace this score date's rows in ``ml_monitoring``; warn for each metric over threshold."""
-    con.execute(
-        "create table if not exists ml_monitoring (score_date date, model_version varchar, "
-        "metric varchar, psi double, is_drift boolean)"
-    )
-    con.execute(
-        "delete from ml_monitoring where score_date = ? and model_version = ?",
-        [score_date, model_version],
-    )
+MONITORING_COLUMNS = {
+    "score_date": "date",
+    "model_version": "varchar",
+    "metric": "varchar",
+    "psi": "double",
+    "is_drift": "boolean",
+}
+TRANSITION_COLUMNS = {
+    "member_id": "varchar",
+    "from_segment": "varchar",
+    "to_segment": "varchar",
+    "score_date": "date",
+}
+
+
+def record(writer: Writer, drift_rows: pd.DataFrame, score_date, model_version: str) -> int:
+    """Replace this score date's rows in ``ml_monitoring`` through the models' store ``writer``;
+    warn for each metric over threshold."""
+    writer.ensure("ml_monitoring", MONITORING_COLUMNS)
     for row in drift_rows.itertuples(index=False):
         if row.is_drift:
             print(
                 f"warning: PSI of {row.metric} is {row.psi:.3f} (> {PSI_THRESHOLD}) on "
                 f"{score_date}: the population has shifted since training"
             )
-    frame = drift_rows.assign(score_date=score_date, model_version=model_version)[
-        ["score_date", "model_version", "metric", "psi", "is_drift"]
-    ]
-    con.register("monitoring_rows", frame)
-    con.execute("insert into ml_monitoring select * from monitoring_rows")
-    con.unregister("monitoring_rows")
-    return len(frame)
+    frame = drift_rows.assign(score_date=score_date, model_version=model_version)
+    return writer.replace(
+        "ml_monitoring",
+        frame[list(MONITORING_COLUMNS)],
+        {"score_date": score_date, "model_version": model_version},
+    )
 
 
-def record_transitions(con, transitions: pd.DataFrame, score_date) -> int:
-    """Replace this score date's rows in ``segment_transitions``."""
-    con.execute(
-        "create table if not exists segment_transitions (member_id varchar, "
-        "from_segment varchar, to_segment varchar, score_date date)"
-    )
-    con.execute("delete from segment_transitions where score_date = ?", [score_date])
-    con.register("transition_rows", transitions)
-    con.execute(
-        "insert into segment_transitions select member_id, from_segment, to_segment, "
-        "cast(score_date as date) from transition_rows"
-    )
-    con.unregister("transition_rows")
+def record_transitions(writer: Writer, transitions: pd.DataFrame, score_date) -> int:
+    """Replace this score date's rows in ``segment_transitions`` through the models' store
+    ``writer``."""
+    writer.ensure("segment_transitions", TRANSITION_COLUMNS)
+    frame = transitions.assign(score_date=score_date)[list(TRANSITION_COLUMNS)]
+    writer.replace("segment_transitions", frame, {"score_date": score_date})
     return len(transitions)
 
 
+def latest(store: Store) -> pd.DataFrame:
+    """The latest score date's monitoring rows, largest PSI first."""
+    return store.read(
+        "select * from ml_monitoring where score_date = (select max(score_date) from "
+        "ml_monitoring) order by psi desc"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m ml.monitor``: print the latest monitoring rows from the warehouse."""
-    import duckdb
-
+    """``python -m ml monitor``: print the latest monitoring rows from the warehouse."""
     from config import load_settings
+    from warehouse.store import open_store
 
-    settings = load_settings()
-    with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:
-        print(
-            con.execute(
-                "select * from ml_monitoring where score_date = (select max(score_date) from "
-                "ml_monitoring) order by psi desc"
-            )
-            .fetchdf()
-            .to_string()
-        )
+    print(latest(open_store(load_settings())).to_string())
     return 0
 
 

@@ -15,6 +15,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -22,6 +23,9 @@ import pandas as pd
 from ml import features, monitor, reasons, validate
 from ml import pipeline as pipelines
 from ml.train import CHURN_MODEL, SEGMENT_MODEL, quiet_skops
+
+if TYPE_CHECKING:
+    from warehouse.store import Store
 
 RISK_HIGH = 0.5
 RISK_MEDIUM = 0.25
@@ -167,14 +171,11 @@ def score_frame(
     )
 
 
-def read_active_members(duckdb_path: Path) -> pd.DataFrame:
-    """customer_360 rows of members whose account is open (read-only, connection closed)."""
-    import duckdb
-
-    with duckdb.connect(str(duckdb_path), read_only=True) as con:
-        return con.execute(
-            "select * from customer_360 where not coalesce(is_closed, false) order by member_id"
-        ).fetchdf()
+def read_active_members(store: Store) -> pd.DataFrame:
+    """customer_360 rows of members whose account is open, through ``store``."""
+    return store.read(
+        "select * from customer_360 where not coalesce(is_closed, false) order by member_id"
+    )
 
 
 def _run_artifact(run_id: str, path: str) -> Path | None:
@@ -191,66 +192,71 @@ def _run_artifact(run_id: str, path: str) -> Path | None:
         return None
 
 
-def write_scores(
-    duckdb_path: Path, scores: pd.DataFrame, drift_rows: pd.DataFrame | None
-) -> dict[str, int]:
-    """One short write transaction: ml_scores (replace this date+version), drift, transitions."""
-    import duckdb
-    import pyarrow as pa
+# The models' tables as scoring writes them (portable types, see warehouse/store.py): a
+# column added here is added to an existing table, null in its earlier rows.
+SCORE_COLUMNS = {
+    "member_id": "varchar",
+    "score_date": "date",
+    "model_version": "varchar",
+    "churn_model_version": "varchar",
+    "segment_model_version": "varchar",
+    "churn_probability": "double",
+    "is_lapsed": "boolean",
+    "risk_band": "varchar",
+    "predicted_segment": "varchar",
+    "segment_probability": "double",
+    "reason_1": "varchar",
+    "reason_2": "varchar",
+    "reason_3": "varchar",
+}
 
-    score_date = scores["score_date"].iloc[0]
+
+def write_scores(
+    store: Store, scores: pd.DataFrame, drift_rows: pd.DataFrame | None
+) -> dict[str, int]:
+    """One write transaction as the models' owner: ml_scores (replace this date and version),
+    drift and segment transitions, committed together or not at all."""
+    score_date = pd.Timestamp(scores["score_date"].iloc[0]).date()
     model_version = scores["model_version"].iloc[0]
-    with duckdb.connect(str(duckdb_path)) as con:
-        con.execute("begin transaction")
-        con.execute(
-            "create table if not exists ml_scores (member_id varchar, score_date date, "
-            "model_version varchar, churn_model_version varchar, segment_model_version varchar, "
-            "churn_probability double, is_lapsed boolean, risk_band varchar, predicted_segment varchar, "
-            "segment_probability double, reason_1 varchar, reason_2 varchar, reason_3 varchar)"
+    with store.writer("models") as writer:
+        writer.ensure("ml_scores", SCORE_COLUMNS)
+        writer.replace(
+            "ml_scores",
+            scores[list(SCORE_COLUMNS)],
+            {"score_date": score_date, "model_version": model_version},
         )
-        con.execute(
-            "delete from ml_scores where score_date = ? and model_version = ?",
-            [score_date, model_version],
-        )
-        # As Arrow: DuckDB reads pandas' object columns (the reasons) a Python object at a time.
-        con.register("score_rows", pa.Table.from_pandas(scores, preserve_index=False))
-        con.execute(
-            "insert into ml_scores select member_id, cast(score_date as date), model_version, "
-            "churn_model_version, segment_model_version, churn_probability, is_lapsed, risk_band, "
-            "predicted_segment, segment_probability, reason_1, reason_2, reason_3 "
-            "from score_rows"
-        )
-        con.unregister("score_rows")
-        previous = con.execute(
+        previous = writer.read(
             "select member_id, predicted_segment from ml_scores where score_date = "
-            "(select max(score_date) from ml_scores where score_date < ?) "
+            "(select max(score_date) from ml_scores where score_date < $1) "
             "qualify row_number() over (partition by member_id order by model_version desc) = 1",
             [score_date],
-        ).fetchdf()
+        )
         transitions = monitor.segment_transitions(previous, scores)
         counts = {
             "scores": len(scores),
-            "transitions": monitor.record_transitions(con, transitions, score_date),
+            "transitions": monitor.record_transitions(writer, transitions, score_date),
         }
         if drift_rows is not None:
-            counts["monitoring"] = monitor.record(con, drift_rows, score_date, model_version)
-        con.execute("commit")
+            counts["monitoring"] = monitor.record(writer, drift_rows, score_date, model_version)
     return counts
 
 
 def score(
-    duckdb_path: Path, tracking_uri: str, high: float = RISK_HIGH, medium: float = RISK_MEDIUM
+    store: Store, tracking_uri: str, high: float = RISK_HIGH, medium: float = RISK_MEDIUM
 ) -> dict:
-    """Score every active member and write the results; returns a summary for the log."""
+    """Score every active member read through ``store`` (a ``warehouse.store.Store``) and write
+    the results through its ``models`` writer; returns a summary for the log."""
     import mlflow
 
     started = time.perf_counter()
     mlflow.set_tracking_uri(tracking_uri)
     churn = load_champion(CHURN_MODEL)
     segment = load_champion(SEGMENT_MODEL) if has_champion(SEGMENT_MODEL) else None
-    members = read_active_members(duckdb_path)
+    members = read_active_members(store)
     if members.empty:
-        raise ValueError(f"customer_360 in {duckdb_path} has no open member to score")
+        raise ValueError(
+            f"customer_360 in the {store.target} warehouse has no open member to score"
+        )
     # Every column a champion reads, validated: one it was trained on that went null fails here.
     columns = list(
         dict.fromkeys([*churn.signature_inputs, *(segment.signature_inputs if segment else [])])
@@ -282,7 +288,7 @@ def score(
             pipelines.model_frame(churn.model, members[in_domain]),
             scores.loc[in_domain, "churn_probability"],
         )
-    counts = write_scores(duckdb_path, scores, drift_rows)
+    counts = write_scores(store, scores, drift_rows)
     return {
         "score_date": str(score_date),
         "model_version": model_version,
@@ -303,8 +309,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--high", type=float, default=RISK_HIGH)
     parser.add_argument("--medium", type=float, default=RISK_MEDIUM)
     args = parser.parse_args(argv)
+    from warehouse.store import open_store
+
     settings = load_settings()
-    summary = score(settings.duckdb_path, settings.mlflow_tracking_uri, args.high, args.medium)
+    summary = score(open_store(settings), settings.mlflow_tracking_uri, args.high, args.medium)
     print(json.dumps(summary, indent=1, default=str))
     return 0
 

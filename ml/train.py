@@ -18,12 +18,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from ml import evaluate, features, labels, monitor, registry, validate
 from ml import pipeline as pipelines
+
+if TYPE_CHECKING:
+    from warehouse.store import Store
 
 CHURN_MODEL = "cx_churn"
 SEGMENT_MODEL = "cx_segment"
@@ -32,9 +36,9 @@ PIP_REQUIREMENTS = ["scikit-learn==1.9.1", "skops", "pandas", "numpy"]
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything a training run depends on, from settings and the command line."""
+    """Everything a training run depends on, from settings and the command line; the warehouse
+    it reads is the store given to ``train``."""
 
-    duckdb_path: Path
     tracking_uri: str
     answers_dir: Path | None = None
     horizon_days: int = 90
@@ -575,8 +579,11 @@ def train_segment(
     }
 
 
-def train(config: TrainConfig, data: features.WarehouseData | None = None) -> dict:
-    """Read the warehouse (unless ``data`` is given), validate, train both models, gate them.
+def train(
+    config: TrainConfig, store: Store | None = None, data: features.WarehouseData | None = None
+) -> dict:
+    """Read the warehouse through ``store`` (a ``warehouse.store.Store``; unless ``data`` is
+    given), validate, train both models, gate them.
 
     Features with no data in this deployment (a source or optional column it does not have) are
     left out of the run and recorded; a feature the current champion used that has no data now
@@ -585,11 +592,11 @@ def train(config: TrainConfig, data: features.WarehouseData | None = None) -> di
     """
     import mlflow
 
+    if data is None and store is None:
+        raise ValueError("train needs the warehouse: a store to read it through, or its data")
     mlflow.set_tracking_uri(config.tracking_uri)
     set_experiment(config.tracking_uri)
-    data = data or features.read_warehouse(
-        config.duckdb_path, config.horizon_days, config.n_train_cutoffs
-    )
+    data = data or features.read_warehouse(store, config.horizon_days, config.n_train_cutoffs)
     training = features.build_training_data(
         data, config.horizon_days, config.n_train_cutoffs, seed=config.seed
     )
@@ -655,7 +662,6 @@ def config_from_settings(settings, **overrides) -> TrainConfig:
     answers = settings.sample_dir / "answers"
     use_answers = uses_sample(settings) and answers.exists()
     fields = {
-        "duckdb_path": settings.duckdb_path,
         "tracking_uri": settings.mlflow_tracking_uri,
         "answers_dir": answers if use_answers else None,
         "git_commit": git_commit(Path(__file__).resolve().parent.parent),
@@ -713,7 +719,10 @@ def main(argv: list[str] | None = None) -> int:
         margin=args.margin,
         dag_run_id=args.dag_run_id,
     )
-    result = train(config)
+    from warehouse.store import open_store
+
+    # The analysts' published copy on DuckDB, so training never holds the live file.
+    result = train(config, open_store(settings, snapshot=True))
     for kind in ("churn", "segment"):
         part = result[kind]
         if part.get("skipped"):

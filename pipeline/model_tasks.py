@@ -1,27 +1,19 @@
 """The Python steps of the model DAGs: train and gate the models, then score every member.
 
-Training reads the analysts' published copy of the DuckDB warehouse, so it never holds the live
-file while a build writes it. Scoring writes ``ml_scores`` to the live file in one short
-transaction and then republishes the copy, so analysts and exports see the new scores.
+Both reach the warehouse, DuckDB or PostgreSQL (``CX_WAREHOUSE_TARGET``), only through the store
+(``warehouse.store.open_store``). On DuckDB training reads the analysts' published copy, so it
+never holds the live file while a build writes it. Scoring writes ``ml_scores``, ``ml_monitoring``
+and ``segment_transitions`` as the ``models`` owner in one transaction, then publishes, so
+analysts and exports see the new scores (on PostgreSQL they read the tables themselves).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from config import Settings, load_settings
+from config import load_settings
 
 
 class NoChampionYet(LookupError):
     """Scoring was asked for before any model version was promoted to ``champion``."""
-
-
-def warehouse_for_reading(settings: Settings) -> Path:
-    """The published copy if there is one, else the live file (first build, or tests)."""
-    from warehouse.publish import published_path
-
-    published = published_path(settings.duckdb_path)
-    return published if published.exists() else settings.duckdb_path
 
 
 def train_models(
@@ -30,23 +22,18 @@ def train_models(
     """Train, evaluate and gate both models; returns versions, aliases and headline metrics."""
     from ml import registry
     from ml.train import config_from_settings, ensure_store, train
+    from warehouse.store import open_store
 
     settings = load_settings()
-    if settings.warehouse_target != "duckdb":
-        raise NotImplementedError(
-            "CX_WAREHOUSE_TARGET=postgres: the models read the DuckDB warehouse only; "
-            "train on a DuckDB build of the same lake"
-        )
     ensure_store(settings.mlflow_tracking_uri)
     config = config_from_settings(
         settings,
-        duckdb_path=warehouse_for_reading(settings),
         horizon_days=horizon_days,
         n_train_cutoffs=train_cutoffs,
         margin=registry.DEFAULT_MARGIN if margin is None else margin,
         dag_run_id=dag_run_id,
     )
-    result = train(config)
+    result = train(config, open_store(settings, snapshot=True))
     headline = (
         "roc_auc",
         "pr_auc",
@@ -121,20 +108,18 @@ SCORING_TABLES = ("ml_scores", "ml_monitoring", "segment_transitions")
 def score_members() -> dict:
     """Score every open member with the champions, then republish the analysts' copy."""
     from ml.score import score
-    from warehouse.publish import publish_duckdb
+    from warehouse.store import open_store
 
     settings = load_settings()
     if not has_champions(settings.mlflow_tracking_uri):
         raise NoChampionYet(no_champion_message(settings.mlflow_tracking_uri))
-    summary = score(settings.duckdb_path, settings.mlflow_tracking_uri)
+    store = open_store(settings)
+    summary = score(store, settings.mlflow_tracking_uri)
     # The scoring tables keep every day's rows and a run writes only its own day's: only those
     # are compared, so the republish costs a day of scores however many days are kept.
-    summary["published"] = str(
-        publish_duckdb(
-            settings.duckdb_path,
-            tables=SCORING_TABLES,
-            by_rows=True,
-            changed_rows=f"score_date = date '{summary['score_date']}'",
-        )
+    summary["published"] = store.publish(
+        tables=SCORING_TABLES,
+        by_rows=True,
+        changed_rows=f"score_date = date '{summary['score_date']}'",
     )
     return summary

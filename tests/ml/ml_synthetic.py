@@ -166,3 +166,46 @@ def warehouse_data(n_members: int = 300, seed: int = 0) -> tuple[WarehouseData, 
         last_data_date=last,
     )
     return data, current.drop(columns=["cutoff_date"])
+
+
+def portable_types(frame: pd.DataFrame) -> dict[str, str]:
+    """The store's portable column types for ``frame``'s columns (dates held as objects)."""
+    types = {}
+    for column, dtype in frame.dtypes.items():
+        if pd.api.types.is_bool_dtype(dtype):
+            types[column] = "boolean"
+        elif pd.api.types.is_integer_dtype(dtype):
+            types[column] = "bigint"
+        elif pd.api.types.is_float_dtype(dtype):
+            types[column] = "double"
+        elif pd.api.types.is_datetime64_any_dtype(dtype):
+            types[column] = "timestamp"
+        elif isinstance(frame[column].dropna().iloc[0], date):
+            types[column] = "date"
+        else:
+            types[column] = "varchar"
+    return types
+
+
+def write_warehouse(store, data: WarehouseData, current: pd.DataFrame) -> None:
+    """The marts the models read, written through ``store`` as dbt would leave them: the
+    point-in-time features, the facts behind the labels, the span of the daily activity and
+    today's customer_360 (this test plays the dbt build, the tables' owner)."""
+    daily = pd.DataFrame(
+        {
+            "member_id": ["M0000001"] * 2,
+            "activity_date": [data.first_data_date, data.last_data_date],
+        }
+    )
+    tables = {
+        "member_features_pit": data.pit.assign(inputs_fingerprint="not a feature"),
+        "fct_member_daily": daily,
+        "fct_transactions": data.purchases,
+        "dim_members": data.members,
+        "fct_survey_responses": data.responses,
+        "customer_360": current,
+    }
+    with store.writer("dbt") as writer:
+        for name, frame in tables.items():
+            writer.ensure(name, portable_types(frame))
+            writer.replace(name, frame, {})

@@ -1,14 +1,16 @@
 """Train, register, promote and score end to end on the simulated program, with a real MLflow
-SQLite store and a real DuckDB file under tmp_path."""
+SQLite store, on each warehouse: a DuckDB file under tmp_path and a PostgreSQL schema. The models
+read and write only through the store."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-import duckdb
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
+from ml_synthetic import write_warehouse
 
 from ml import score as scoring
 from ml import train as training
@@ -17,27 +19,20 @@ from ml import validate
 pytestmark = pytest.mark.integration
 
 
-def _warehouse(path, current):
-    with duckdb.connect(str(path)) as con:
-        con.register("frame", current)
-        con.execute("create table customer_360 as select * from frame")
-
-
-def test_train_register_score_end_to_end(synthetic, tmp_path):
+def test_train_register_score_end_to_end(synthetic, store, tmp_path):
     data, current = synthetic
-    db = tmp_path / "cx.duckdb"
-    _warehouse(db, current)
+    write_warehouse(store, data, current)
     uri = f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}"
     training.ensure_store(uri)
     config = training.TrainConfig(
-        duckdb_path=db,
         tracking_uri=uri,
         n_train_cutoffs=3,
         seed=3,
         git_commit="abc123",
         dag_run_id="manual__1",
     )
-    first = training.train(config, data=data)
+    # Read from the warehouse: the same features as the simulation's, the bookkeeping left out.
+    first = training.train(config, store)
     assert first["churn"]["version"] == "1" and first["segment"]["version"] == "1"
     # The simulated program has a real signal, so the first versions beat their baselines.
     assert first["churn"]["alias"] == "champion"
@@ -83,34 +78,31 @@ def test_train_register_score_end_to_end(synthetic, tmp_path):
         training.train(config, data=gone)
 
     # Same data, same seed: a tie, so the new version waits as challenger.
-    second = training.train(config, data=data)
+    second = training.train(config, store)
     assert second["churn"]["alias"] == "challenger"
     assert str(client.get_model_version_by_alias("cx_churn", "champion").version) == "1"
     assert str(client.get_model_version_by_alias("cx_churn", "challenger").version) == "2"
 
-    summary = scoring.score(db, uri)
+    summary = scoring.score(store, uri)
     open_members = int((~current["is_closed"]).sum())
     assert summary["scores"] == open_members
     assert summary["model_version"] == "cx_churn/1+cx_segment/1"
-    scoring.score(db, uri)  # a rerun replaces its own rows
-    with duckdb.connect(str(db), read_only=True) as con:
-        rows, members = con.execute(
-            "select count(*), count(distinct member_id) from ml_scores"
-        ).fetchone()
-        monitored = con.execute("select count(*) from ml_monitoring").fetchone()[0]
-    assert rows == members == open_members
-    assert monitored > 0
+    scoring.score(store, uri)  # a rerun replaces its own rows
+    counts = store.read(
+        "select count(*) as rows_, count(distinct member_id) as members from ml_scores"
+    )
+    assert counts.at[0, "rows_"] == counts.at[0, "members"] == open_members
+    monitored = store.read("select metric, psi, is_drift from ml_monitoring")
+    assert len(monitored) == summary["monitoring"] > 0
+    assert monitored["psi"].dtype == "float64" and monitored["is_drift"].dtype == "bool"
 
     # A data scientist with only MLflow and the warehouse: the registered champion scores
     # customer_360 rows as the warehouse returns them, to the probabilities scoring wrote.
     model = mlflow.pyfunc.load_model("models:/cx_churn@champion")
-    with duckdb.connect(str(db), read_only=True) as con:
-        rows = con.execute(
-            "select * from customer_360 where not is_closed order by member_id"
-        ).fetchdf()
-        written = con.execute(
-            "select churn_probability from ml_scores order by member_id"
-        ).fetchnumpy()["churn_probability"]
+    rows = store.read("select * from customer_360 where not is_closed order by member_id")
+    written = store.read("select churn_probability from ml_scores order by member_id")[
+        "churn_probability"
+    ].to_numpy()
     probabilities = np.asarray(model.predict(rows))
     assert probabilities.shape == (len(rows), 2)
     assert np.allclose(probabilities.sum(axis=1), 1.0)
@@ -119,24 +111,22 @@ def test_train_register_score_end_to_end(synthetic, tmp_path):
     assert "member_id" not in signature and "days_since_last_transaction" in signature
 
     # A month later with half the members gone quiet: transitions are exactly the changes.
-    with duckdb.connect(str(db)) as con:
-        con.execute(
-            "update customer_360 set as_of_date = as_of_date + interval 30 day, "
-            "transactions_30d = 0, transactions_90d = 0, spend_30d = 0, spend_90d = 0, "
-            "days_since_last_transaction = days_since_last_transaction + 30 "
-            "where member_id < 'M0000200'"
-        )
-        con.execute(
-            "update customer_360 set as_of_date = as_of_date + interval 30 day "
-            "where member_id >= 'M0000200'"
-        )
-    scoring.score(db, uri)
-    with duckdb.connect(str(db), read_only=True) as con:
-        changed = con.execute(
-            "select count(*) from ml_scores as before_ inner join ml_scores as after_ "
-            "using (member_id) where before_.score_date < after_.score_date "
-            "and before_.predicted_segment <> after_.predicted_segment"
-        ).fetchone()[0]
-        recorded = con.execute("select count(*) from segment_transitions").fetchone()[0]
-    assert changed > 0
-    assert recorded == changed
+    later = current.assign(as_of_date=pd.to_datetime(current["as_of_date"]) + pd.Timedelta(days=30))
+    quiet = later["member_id"] < "M0000200"
+    later.loc[quiet, ["transactions_30d", "transactions_90d", "spend_30d", "spend_90d"]] = 0
+    later.loc[quiet, "days_since_last_transaction"] += 30
+    later["as_of_date"] = later["as_of_date"].dt.date
+    with store.writer("dbt") as writer:
+        writer.replace("customer_360", later, {})
+    later_summary = scoring.score(store, uri)
+    changed = store.read(
+        "select before_.member_id, before_.predicted_segment as from_segment, "
+        "after_.predicted_segment as to_segment, after_.score_date from ml_scores as before_ "
+        "inner join ml_scores as after_ using (member_id) "
+        "where before_.score_date < after_.score_date "
+        "and before_.predicted_segment <> after_.predicted_segment order by 1"
+    )
+    recorded = store.read("select * from segment_transitions order by member_id")
+    assert len(changed) > 0
+    assert later_summary["transitions"] == len(changed)
+    pd.testing.assert_frame_equal(recorded, changed, check_names=False)
