@@ -3,11 +3,14 @@
 Reads each landed survey partition ``<lake>/raw/surveys/responses/<partition>.parquet`` and
 writes ``<lake>/enriched/survey_sentiment/<partition>.parquet`` with one row per response that
 has a comment: ``response_id``, ``comment_sentiment`` (VADER compound, -1..1) and
-``comment_sentiment_label``, plus the lineage dbt deduplicates on. A partition whose output is
+``comment_sentiment_label``, ``comment_topics``, ``comment_effort_mentions`` and
+``sentiment_model`` (warehouse/text: the deployment's ``cx_sentiment`` champion, else VADER
+with the CX complaint lexicon), plus the lineage dbt deduplicates on. A partition whose output is
 newer than its input is skipped; an output whose input is gone is removed.
 
-``enrich_lake`` runs every enrichment the warehouse reads before dbt: this one and the keyed
-hashes of identifiers (``warehouse/identity_hashes.py``).
+``enrich_lake`` runs every enrichment the warehouse reads before dbt: this one, the call notes'
+(``warehouse/text/enrich.py``) and the keyed hashes of identifiers
+(``warehouse/identity_hashes.py``).
 """
 
 from __future__ import annotations
@@ -30,6 +33,9 @@ OUTPUT_SCHEMA = pa.schema(
         pa.field("response_id", pa.string()),
         pa.field("comment_sentiment", pa.float64()),
         pa.field("comment_sentiment_label", pa.string()),
+        pa.field("comment_topics", pa.string()),
+        pa.field("comment_effort_mentions", pa.int64()),
+        pa.field("sentiment_model", pa.string()),
         pa.field("_source_file", pa.string()),
         pa.field("_interval_end", pa.timestamp("us", tz="UTC")),
     ]
@@ -51,16 +57,19 @@ def sentiment_label(compound: float) -> str:
     return "neutral"
 
 
-def score_partition(source: Path, analyzer=None) -> pa.Table:
+def score_partition(source: Path, analyzer=None, scorer=None) -> pa.Table:
     """The sentiment rows of one survey partition (responses without a comment are left out).
 
     Each distinct comment (after trimming) is scored once: VADER is a Python loop over words,
-    and short comments ("Great service, thank you") come back many times.
+    and short comments ("Great service, thank you") come back many times. ``scorer`` defaults
+    to VADER (``analyzer``) with the CX complaint lexicon.
     """
     import pyarrow.compute as pc
-    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
-    analyzer = analyzer or SentimentIntensityAnalyzer()
+    from warehouse.text.enrich import score_texts, scorer_id
+    from warehouse.text.rules import LexiconScorer
+
+    scorer = scorer or LexiconScorer(analyzer)
     present = set(pq.read_schema(source).names)
     table = pq.read_table(
         source,
@@ -78,12 +87,7 @@ def score_partition(source: Path, analyzer=None) -> pa.Table:
     keep = pc.and_(pc.is_valid(table["response_id"]), pc.greater(pc.utf8_length(comments), 0))
     keep = pc.fill_null(keep, False).combine_chunks()
     comments = pc.filter(comments, keep)
-    encoded = pc.dictionary_encode(comments)
-    compounds = [
-        float(analyzer.polarity_scores(comment)["compound"])
-        for comment in encoded.dictionary.to_pylist()
-    ]
-    labels = [sentiment_label(compound) for compound in compounds]
+    scored = score_texts(comments, scorer)
     kept = len(comments)
     interval_end = (
         pc.filter(table["_interval_end"], keep).combine_chunks()
@@ -93,8 +97,11 @@ def score_partition(source: Path, analyzer=None) -> pa.Table:
     return pa.Table.from_arrays(
         [
             pc.filter(table["response_id"], keep).combine_chunks().cast(pa.string()),
-            pc.take(pa.array(compounds, pa.float64()), encoded.indices),
-            pc.take(pa.array(labels, pa.string()), encoded.indices),
+            scored["sentiment"],
+            scored["label"],
+            scored["topics"],
+            scored["effort"],
+            pa.array([scorer_id(scorer)] * kept, pa.string()),
             pa.array([source.name] * kept, pa.string()),
             interval_end.cast(OUTPUT_SCHEMA.field("_interval_end").type),
         ],
@@ -152,18 +159,17 @@ def newer_than_source(target: Path, source: Path) -> bool:
     return target.exists() and target.stat().st_mtime >= source.stat().st_mtime
 
 
-def enrich_survey_sentiment(lake_dir: Path, force: bool = False) -> EnrichResult:
+def enrich_survey_sentiment(lake_dir: Path, force: bool = False, scorer=None) -> EnrichResult:
     """Score every survey partition under ``lake_dir`` whose output is missing or stale."""
     target_dir = lake_dir / "enriched" / "survey_sentiment"
-    analyzer = None
 
     def build(source: Path) -> None:
-        nonlocal analyzer
-        if analyzer is None:  # loading VADER's lexicon costs a second: only when needed
-            from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+        nonlocal scorer
+        if scorer is None:  # loading VADER's lexicon costs a second: only when needed
+            from warehouse.text.rules import LexiconScorer
 
-            analyzer = SentimentIntensityAnalyzer()
-        write_atomic(score_partition(source, analyzer), target_dir / source.name)
+            scorer = LexiconScorer()
+        write_atomic(score_partition(source, scorer=scorer), target_dir / source.name)
 
     return sync_partitions(
         lake_dir / "raw" / "surveys" / "responses", target_dir, build, newer_than_source, force
@@ -171,19 +177,25 @@ def enrich_survey_sentiment(lake_dir: Path, force: bool = False) -> EnrichResult
 
 
 def enrich_lake(settings) -> dict[str, EnrichResult]:
-    """Comment sentiment and the keyed hashes of identifiers, for every landed partition.
+    """Comment and call-note sentiment, topics and effort, and the keyed hashes of identifiers,
+    for every landed partition.
 
     The hash key comes first (``privacy.identity.hash_key``): with real sources and no
     ``CX_HASH_KEY`` this fails before any work, naming the variable.
     """
     from privacy.identity import hash_key
     from warehouse.identity_hashes import hash_identities
+    from warehouse.text.enrich import enrich_call_notes, prepare_scorer
 
     key = hash_key(settings)
-    return {
-        "sentiment": enrich_survey_sentiment(settings.lake_dir),
-        "identity_hashes": hash_identities(settings.lake_dir, key),
+    text = prepare_scorer(settings.lake_dir, settings.mlflow_tracking_uri)
+    print(f"sentiment classifier: {text.training}", flush=True)
+    done = {
+        "sentiment": enrich_survey_sentiment(settings.lake_dir, text.rescore, text.scorer),
+        "call_notes": enrich_call_notes(settings.lake_dir, text.scorer, text.rescore),
     }
+    text.done()
+    return {**done, "identity_hashes": hash_identities(settings.lake_dir, key)}
 
 
 def summary(result: EnrichResult) -> str:

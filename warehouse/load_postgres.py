@@ -2,7 +2,7 @@
 
 DuckDB reads the lake's Parquet files in place; PostgreSQL cannot, so each partition file is
 copied into a table ``raw.<table>`` (``raw.members``, ``raw.transactions``, ``raw.responses``,
-``raw.contacts``, and the enrichments ``raw.survey_sentiment``, ``raw.member_hashes``,
+``raw.contacts``, and the enrichments ``raw.survey_sentiment``, ``raw.call_notes``, ``raw.member_hashes``,
 ``raw.response_hashes``, ``raw.call_hashes``) whose columns follow ``ingestion/contract.py`` and
 ``warehouse/``'s enrichment, plus ``_lake_file``, the partition file the row came from.
 
@@ -66,6 +66,25 @@ def raw_tables() -> tuple[RawTable, ...]:
                 ("response_id", "text"),
                 ("comment_sentiment", "double precision"),
                 ("comment_sentiment_label", "text"),
+                ("comment_topics", "text"),
+                ("comment_effort_mentions", "bigint"),
+                ("sentiment_model", "text"),
+                ("_source_file", "text"),
+                ("_interval_end", "timestamptz"),
+            ),
+        )
+    )
+    tables.append(
+        RawTable(
+            name="call_notes",
+            folder=("enriched", "call_notes"),
+            columns=(
+                ("call_id", "text"),
+                ("note_sentiment", "double precision"),
+                ("note_sentiment_label", "text"),
+                ("note_topics", "text"),
+                ("note_effort_mentions", "bigint"),
+                ("sentiment_model", "text"),
                 ("_source_file", "text"),
                 ("_interval_end", "timestamptz"),
             ),
