@@ -43,6 +43,7 @@ from ingestion.readers import (
     read_database_table,
     read_jsonl_exports,
 )
+from privacy.personal_files import protect
 from privacy.suppression import drop_suppressed, lake_lock, refilter_staged
 
 log = logging.getLogger(__name__)
@@ -213,6 +214,12 @@ def extract(
     staging = lake.staging_dir() / table.source / table.name / interval.name
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
+    # The staged rows, the quarantine and DuckDB's spill hold emails, phones and comments: the
+    # owner (and CX_PERSONAL_FILE_GROUP) alone may read them, here and once published, as the
+    # exports (privacy/personal_files.py). A rename keeps a file's mode and group, and an
+    # erasure's rewrite copies the mode.
+    group = settings.personal_file_group
+    protect(staging, group)
 
     con = _connect(staging / ".spill")
     try:
@@ -244,8 +251,10 @@ def extract(
         reasons = _reason_summary(con, bad)
         # Counted as written: good rows may be a view, which a count would compute again.
         landed = _copy_parquet(con, good, staging / GOOD)
+        protect(staging / GOOD, group)
         if quarantined:
             _copy_parquet(con, bad, staging / BAD)
+            protect(staging / BAD, group)
         # Every row of every export file is accounted for, per file, or the landing stops.
         accounting = {}
         if table.source != "loyalty":

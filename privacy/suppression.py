@@ -328,7 +328,12 @@ def filter_parquet(
         )
         with open(staged, "rb") as handle:
             os.fsync(handle.fileno())
-        os.chmod(staged, os.stat(path).st_mode & 0o777)
+        # The rewrite keeps the file's mode and group (a personal-data file's 0640 is for
+        # CX_PERSONAL_FILE_GROUP, not for whichever group a new file would get).
+        before = os.stat(path)
+        if os.stat(staged).st_gid != before.st_gid:
+            os.chown(staged, -1, before.st_gid)
+        os.chmod(staged, before.st_mode & 0o777)
         os.replace(staged, path)
     finally:
         staged.unlink(missing_ok=True)
