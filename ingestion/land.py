@@ -216,8 +216,8 @@ def extract(
     staging.mkdir(parents=True)
     # The staged rows, the quarantine and DuckDB's spill hold emails, phones and comments: the
     # owner (and CX_PERSONAL_FILE_GROUP) alone may read them, here and once published, as the
-    # exports (privacy/personal_files.py). A rename keeps a file's mode and group, and an
-    # erasure's rewrite copies the mode.
+    # exports (privacy/personal_files.py). Publishing (a rename) and an erasure's rewrite
+    # (privacy.suppression.filter_parquet) keep a file's mode and group.
     group = settings.personal_file_group
     protect(staging, group)
 
