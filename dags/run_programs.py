@@ -15,7 +15,8 @@ score date, set in `programs/programs.yml`:
 4. **cases**: the CX team's closed loop (`programs/cases.yml`): detractor answers, negative
    comments, unresolved, escalated and repeat contacts open cases; promoter answers, resolved
    contacts and the team's update files close them; the day's new and overdue cases are
-   published under `cases/deliveries/<date>/` and POSTed to the `cx_cases_webhook` connection.
+   published under `cases/deliveries/<date>/`; **post_cases** POSTs them to the
+   `cx_cases_webhook` connection, with retries (none configured: nothing is posted).
 5. **publish_warehouse**: refreshes the analysts' read-only copy of the warehouse.
 6. **report**: the segment report, `reports/segment-report.html`.
 
@@ -103,14 +104,23 @@ def run_programs():
         from warehouse.store import open_store
 
         settings = load_settings()
+        return case_loop.run(open_store(settings), settings, assigned["cycle_date"])
+
+    @task
+    def post_cases(handled: dict) -> dict:
+        from config import load_settings
+        from programs import cases as case_loop
+
         webhook = case_loop.webhook_from_airflow()
-        return case_loop.run(open_store(settings), settings, assigned["cycle_date"], webhook)
+        return case_loop.deliver_to_webhook(load_settings(), handled["delivery"], webhook)
 
     assigned = assign()
     exported = export(assigned)
     published = publish_warehouse()
     measure(assigned) >> published
-    cases(assigned) >> published
+    handled = cases(assigned)
+    handled >> published
+    post_cases(handled)
     [exported, published] >> report()
 
 

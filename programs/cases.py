@@ -111,6 +111,7 @@ FILE_COLUMNS: dict[str, str] = {
     "opening_record_id": "the survey response id or call id that opened the case",
 }
 UPDATE_STATUSES = ("closed",)
+CONTACT_COLUMNS = ("first_name", "email", "phone_e164")
 CONNECTION_ID = "cx_cases_webhook"
 RETENTION_DAYS = 90
 MIN_RETENTION_GROUP = 20
@@ -706,16 +707,7 @@ def run(
     }
     path = write_delivery(settings.cases_dir, on, frame, manifest, settings.personal_file_group)
     _set_aside(updates, folder, on, settings.personal_file_group)
-    outcome = {"posted": False, "reason": f"no connection {CONNECTION_ID!r}"}
-    if webhook is not None:
-        body = {
-            **manifest,
-            "delivery_id": f"{on.isoformat()}.{path.resolve().name.rsplit('.', 1)[-1]}",
-            "cases": frame.drop(columns=["first_name", "email", "phone_e164"]).to_dict("records"),
-        }
-        body.pop("columns")
-        result = post(webhook, body, rules.webhook_attempts, rules.webhook_backoff_seconds, sleep)
-        outcome = {"posted": True, **result}
+    outcome = deliver_to_webhook(settings, path, webhook, sleep) if webhook else None
     log.info(
         "cases on %s: %d new, %d overdue, %d open; %d updates applied, %d refused; %s",
         on, counts["new"], counts["overdue"], counts["open"], len(updates.rows),
@@ -728,8 +720,39 @@ def run(
         "updates_applied": len(updates.rows),
         "updates_quarantined": len(updates.rejected),
         "delivery": str(path),
-        "webhook": outcome,
+        **({"webhook": outcome} if outcome else {}),
     }
+
+
+def webhook_body(delivery: Path) -> dict:
+    """The POST body of a published delivery folder: its manifest's facts, its cases without
+    contact details (the receiver may be a chat room or a ticket tool: the member id is enough),
+    and ``delivery_id`` (the build's name: the same after a rerun, so a receiver can drop it)."""
+    folder = Path(delivery)
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    rows = json.loads((folder / "cases.json").read_text(encoding="utf-8"))
+    return {
+        **{key: value for key, value in manifest.items() if key not in ("columns", "files")},
+        "delivery_id": folder.resolve().name,
+        "cases": [{k: v for k, v in row.items() if k not in CONTACT_COLUMNS} for row in rows],
+    }
+
+
+def deliver_to_webhook(
+    settings,
+    delivery: Path | str,
+    webhook: Webhook | None,
+    sleep: Callable[[float], None] | None = None,
+) -> dict:
+    """POST the delivery at ``delivery`` to ``webhook`` with the rules' retries (its own task in
+    the DAG, so a webhook outage fails only that task, after the files and the report are out).
+    No webhook: nothing is posted, and the result says why."""
+    if webhook is None:
+        return {"posted": False, "reason": f"no Airflow connection {CONNECTION_ID!r}"}
+    rules = load_rules(settings.cases_config)
+    body = webhook_body(Path(delivery))
+    result = post(webhook, body, rules.webhook_attempts, rules.webhook_backoff_seconds, sleep)
+    return {"posted": True, **result}
 
 
 def latest_delivery(cases_dir: Path) -> dict | None:
@@ -927,7 +950,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         from warehouse.store import open_store
 
-        result = run(open_store(settings), settings, args.as_of, webhook_from_airflow())
+        result = run(open_store(settings), settings, args.as_of)
+        result["webhook"] = deliver_to_webhook(settings, result["delivery"], webhook_from_airflow())
     except (SettingsError, CaseConfigError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

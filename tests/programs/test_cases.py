@@ -487,6 +487,10 @@ def test_the_day_s_cases_are_posted_and_a_server_error_is_retried(receiver, tmp_
     assert [c["case_id"] for c in body["cases"]] == delivered["case_id"].tolist()
     assert "email" not in body["cases"][0] and "@" not in json.dumps(body)  # no contact details
     assert body["delivery_id"].startswith(FIRST.isoformat())
+    # The DAG's post_cases task re-reads the published files: the same body; no connection, no POST.
+    assert cases.webhook_body(result["delivery"]) == body
+    unposted = cases.deliver_to_webhook(settings, result["delivery"], None)
+    assert unposted["posted"] is False and len(handler.bodies) == 2
 
 
 def test_a_client_error_is_not_retried_and_every_failure_is_raised(receiver):

@@ -33,6 +33,7 @@ def test_the_graph_is_the_cycle(dag):
         "export": {"assign"},
         "measure": {"assign"},
         "cases": {"assign"},
+        "post_cases": {"cases"},
         "publish_warehouse": {"measure", "cases"},
         "report": {"export", "publish_warehouse"},
     }
