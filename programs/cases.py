@@ -621,11 +621,42 @@ def as_of_date(store) -> date:
     return pd.Timestamp(value).date()
 
 
-def _contacts(store) -> pd.DataFrame:
-    columns = ["member_id", "first_name", "email", "phone_e164"]
-    if not store.exists("member_contacts"):
+def _contacts(writer) -> pd.DataFrame:
+    """Contact details of the members with a case, read in the writer's transaction (which sees
+    the cases just written), so a run reads a few hundred contacts, not every member's."""
+    columns = ["member_id", *CONTACT_COLUMNS]
+    if not writer.columns("member_contacts"):
         return pd.DataFrame(columns=columns)
-    return store.read(f"select {', '.join(columns)} from restricted.member_contacts")
+    return writer.read(
+        f"select {', '.join(columns)} from restricted.member_contacts "
+        "where member_id in (select member_id from cases)"
+    )
+
+
+def _counts(state: pd.DataFrame, frame: pd.DataFrame) -> dict[str, int]:
+    return {
+        "new": int((frame["delivery"] == "new").sum()),
+        "overdue": int((frame["is_overdue"] == "true").sum()),
+        "open": int(state["is_open"].sum()),
+        "closed": int((~state["is_open"]).sum()),
+    }
+
+
+def _run_row(on: date, start: datetime, counts, updates: Updates, rules: CaseRules):
+    """The ``case_runs`` row of this run."""
+    row = {
+        "as_of_date": on,
+        "start_at": start,
+        "new_cases": counts["new"],
+        "overdue_cases": counts["overdue"],
+        "open_cases": counts["open"],
+        "closed_cases": counts["closed"],
+        "updates_applied": len(updates.rows),
+        "updates_quarantined": len(updates.rejected),
+        "delivery": f"deliveries/{on.isoformat()}",
+        "rules_sha256": rules.sha256,
+    }
+    return pd.DataFrame([row])
 
 
 def run(
@@ -664,38 +695,18 @@ def run(
     cases = replay(rules, signals, every_update, through)
     cases["as_of_date"] = pd.Timestamp(latest)
 
-    frame = delivery_frame(rules, state, since, _contacts(store))
-    counts = {
-        "new": int((frame["delivery"] == "new").sum()),
-        "overdue": int((frame["is_overdue"] == "true").sum()),
-        "open": int(state["is_open"].sum()),
-        "closed": int((~state["is_open"]).sum()),
-    }
-    by_trigger = {t.name: int((frame["trigger"] == t.name).sum()) for t in rules.triggers}
-    relative = f"deliveries/{on.isoformat()}"
-    run_row = pd.DataFrame(
-        [
-            {
-                "as_of_date": on,
-                "start_at": start,
-                "new_cases": counts["new"],
-                "overdue_cases": counts["overdue"],
-                "open_cases": counts["open"],
-                "closed_cases": counts["closed"],
-                "updates_applied": len(updates.rows),
-                "updates_quarantined": len(updates.rejected),
-                "delivery": relative,
-                "rules_sha256": rules.sha256,
-            }
-        ]
-    )
     with store.writer(OWNER) as writer:
         writer.ensure("cases", CASE_COLUMNS)
         writer.ensure("case_updates", UPDATE_COLUMNS)
         writer.ensure("case_runs", RUN_COLUMNS)
         writer.replace("cases", cases[list(CASE_COLUMNS)], {})
         writer.insert("case_updates", updates.rows[list(UPDATE_COLUMNS)])
-        writer.replace("case_runs", run_row, {"as_of_date": on})
+        frame = delivery_frame(rules, state, since, _contacts(writer))
+        counts = _counts(state, frame)
+        row = _run_row(on, start, counts, updates, rules)
+        writer.replace("case_runs", row, {"as_of_date": on})
+    by_trigger = {t.name: int((frame["trigger"] == t.name).sum()) for t in rules.triggers}
+    relative = row["delivery"][0]
 
     manifest = {
         "as_of_date": on.isoformat(),
