@@ -72,16 +72,18 @@ def test_train_register_score_end_to_end(synthetic, store, tmp_path):
         "permutation_importance.csv",
     } <= artifacts
 
-    # A feature the champion was trained on that has no data now fails training, naming it.
-    gone = replace(data, pit=data.pit.assign(latest_nps_score=np.nan))
-    with pytest.raises(validate.FeatureValidationError, match="latest_nps_score"):
-        training.train(config, data=gone)
+    if store.target == "duckdb":
+        # The gate does not depend on the warehouse: checked on one, to keep the suite short.
+        # A feature the champion was trained on that has no data now fails training, naming it.
+        gone = replace(data, pit=data.pit.assign(latest_nps_score=np.nan))
+        with pytest.raises(validate.FeatureValidationError, match="latest_nps_score"):
+            training.train(config, data=gone)
 
-    # Same data, same seed: a tie, so the new version waits as challenger.
-    second = training.train(config, store)
-    assert second["churn"]["alias"] == "challenger"
-    assert str(client.get_model_version_by_alias("cx_churn", "champion").version) == "1"
-    assert str(client.get_model_version_by_alias("cx_churn", "challenger").version) == "2"
+        # Same data, same seed: a tie, so the new version waits as challenger.
+        second = training.train(config, store)
+        assert second["churn"]["alias"] == "challenger"
+        assert str(client.get_model_version_by_alias("cx_churn", "champion").version) == "1"
+        assert str(client.get_model_version_by_alias("cx_churn", "challenger").version) == "2"
 
     summary = scoring.score(store, uri)
     open_members = int((~current["is_closed"]).sum())

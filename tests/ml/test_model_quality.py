@@ -22,8 +22,10 @@ def test_churn_and_segment_quality_on_the_sample(tmp_path):
     )
     import duckdb
 
+    from warehouse.store import open_store
+
     try:
-        data = features.read_warehouse(settings.duckdb_path)
+        data = features.read_warehouse(open_store(settings, snapshot=True))
     except duckdb.IOException as error:  # another process holds the write lock
         pytest.skip(f"sample warehouse busy: {error}")
     result = train.train(config, data=data)
