@@ -83,6 +83,7 @@ class ReportData:
     notes: list[str] = field(default_factory=list)
     no_segments: str | None = None  # why the scores carry no segment ("no segment model: ...")
     cases: dict | None = None  # programs.cases.summary: open, overdue, time to close, retention
+    topics: dict | None = None  # programs.topics.summary: top negative topics and their trend
 
 
 # ---------------------------------------------------------------------------------------------
@@ -156,6 +157,7 @@ def gather(store, exports_dir: Path | None = None) -> ReportData:
     """Read the report's data from the warehouse (``store``) and the exports' manifest."""
     from programs.cases import summary as case_summary
     from programs.exports import read_manifest
+    from programs.topics import summary as topics_summary
 
     dates = [
         day.date()
@@ -229,6 +231,7 @@ def gather(store, exports_dir: Path | None = None) -> ReportData:
         manifest=manifest,
         no_segments=no_segments,
         cases=case_summary(store, as_of),
+        topics=topics_summary(store, as_of),
     )
 
 
@@ -686,12 +689,14 @@ code { background: #f3f5f6; padding: 1px 4px; border-radius: 3px; }
 def render(data: ReportData) -> str:
     """The whole page as one HTML string (no scripts, no external resources)."""
     from programs.cases import report_section as cases_section
+    from programs.topics import report_section as topics_section
 
     sections = [
         _segments_section(data),
         "" if data.no_segments else _transitions_section(data),
         _risk_section(data),
         _reasons_section(data),
+        topics_section(data.topics),
         _programs_section(data),
         cases_section(data.cases),
         _drivers_section(data),
@@ -719,7 +724,7 @@ def render(data: ReportData) -> str:
 models {escape(data.model_version)}</p>
 {notice}
 <nav><a href="#segments">Segments</a>{transitions_link}<a href="#risk">Risk</a>
-<a href="#reasons">Reasons</a><a href="#programs">Programs and lift</a>
+<a href="#reasons">Reasons</a>{'<a href="#topics">Complaints</a>' if data.topics is not None else ""}<a href="#programs">Programs and lift</a>
 <a href="#cases">Cases</a><a href="#drivers">Key drivers</a></nav>
 {"".join(sections)}
 {f"<ul class='meta'>{notes}</ul>" if notes else ""}

@@ -7,7 +7,8 @@
 
     `with_inputs_hash` adds member_inputs_hash: a hash of every input row a member's features at
     the cutoff are computed from (their daily activity and survey responses before it, their
-    enrolment and closure as of it), so an incremental build can tell which rows changed.
+    enrolment and closure as of it, and their comments' and call notes' sentiment, topics and
+    effort in the 90 days before it), so an incremental build can tell which rows changed.
     `members` names a relation whose member_id column limits the members computed.
 
     Days and responses dated on or after the latest cutoff are dropped before any join: they
@@ -54,6 +55,28 @@ survey_responses as (
             member_id is not null
             and submitted_at < (select cast(max(cutoff_date) as timestamp) from {{ cutoffs }})
     ) as responses
+),
+
+text_mentions as (
+    select
+        texts.*
+        {%- if with_inputs_hash %},
+        {{ row_hash('texts') }} as input_row_hash
+        {%- endif %}
+    from (
+        select
+            text_source,
+            record_id,
+            member_id,
+            written_date,
+            sentiment_label,
+            topics,
+            effort_mentions
+        from {{ ref('int_texts_scored') }}
+        where
+            member_id is not null
+            and written_date < (select max(cutoff_date) from {{ cutoffs }})
+    ) as texts
 ),
 
 enrolled_members as (
@@ -187,6 +210,43 @@ responses_before_cutoff as (
             and survey_responses.submitted_at < cast(enrolled_members.cutoff_date as timestamp)
 ),
 
+{#- Only the window's texts join (and hash): features read 90 days of them. #}
+texts_before_cutoff as (
+    select
+        enrolled_members.member_id,
+        enrolled_members.cutoff_date,
+        text_mentions.sentiment_label,
+        text_mentions.topics,
+        text_mentions.effort_mentions
+        {%- if with_inputs_hash %},
+        text_mentions.input_row_hash
+        {%- endif %}
+    from enrolled_members
+    inner join text_mentions
+        on
+            enrolled_members.member_id = text_mentions.member_id
+            and text_mentions.written_date < enrolled_members.cutoff_date
+            and {{ dbt.datediff('text_mentions.written_date', 'enrolled_members.cutoff_date', 'day') }}
+            <= 90
+),
+
+aggregated_texts as (
+    select
+        member_id,
+        cutoff_date,
+        {%- for topic in var('text_topics') %}
+        sum(case when ',' || topics || ',' like '%,{{ topic }},%' then 1 else 0 end)
+        as {{ topic }}_mentions_90d,
+        {%- endfor %}
+        sum(effort_mentions) as effort_mentions_90d,
+        sum(case when sentiment_label = 'negative' then 1 else 0 end) as negative_texts_90d
+        {%- if with_inputs_hash %},
+        bit_xor(input_row_hash) as inputs_hash
+        {%- endif %}
+    from texts_before_cutoff
+    group by member_id, cutoff_date
+),
+
 aggregated_responses as (
     select
         member_id,
@@ -246,10 +306,10 @@ member_features as (
         cast(
             case
                 when aggregated_activity.transactions_365d > 0
-                    then cast(aggregated_activity.{{ channel }}_transactions_365d as double precision)
+                    then cast(aggregated_activity.{{ channel }}_transactions_365d as {{ type_double() }})
                     / aggregated_activity.transactions_365d
             end
-            as double precision
+            as {{ type_double() }}
         ) as {{ channel }}_share_365d,
         {%- endfor %}
         cast(coalesce(aggregated_responses.survey_responses_total, 0) as bigint)
@@ -261,12 +321,12 @@ member_features as (
             as bigint
         ) as {{ measure }}_change,
         {%- endfor %}
-        cast(aggregated_responses.latest_engagement_index as double precision)
+        cast(aggregated_responses.latest_engagement_index as {{ type_double() }})
         as latest_engagement_index,
         cast(
             aggregated_responses.latest_engagement_index
             - aggregated_responses.previous_engagement_index
-            as double precision
+            as {{ type_double() }}
         ) as engagement_index_change,
         {%- for days in [30, 90] %}
         cast(coalesce(aggregated_activity.negative_moments_{{ days }}d, 0) as bigint)
@@ -284,17 +344,29 @@ member_features as (
         cast(
             case
                 when aggregated_activity.queued_calls_90d > 0
-                    then cast(aggregated_activity.queue_seconds_90d as double precision)
+                    then cast(aggregated_activity.queue_seconds_90d as {{ type_double() }})
                     / aggregated_activity.queued_calls_90d
             end
-            as double precision
-        ) as avg_queue_seconds_90d
+            as {{ type_double() }}
+        ) as avg_queue_seconds_90d,
+        {%- for topic in var('text_topics') %}
+        cast(coalesce(aggregated_texts.{{ topic }}_mentions_90d, 0) as bigint)
+        as {{ topic }}_mentions_90d,
+        {%- endfor %}
+        cast(coalesce(aggregated_texts.effort_mentions_90d, 0) as bigint) as effort_mentions_90d,
+        cast(coalesce(aggregated_texts.negative_texts_90d, 0) as bigint) as negative_texts_90d,
+        -- Effort read from words stands in for CES only where the member never answered CES.
+        case
+            when aggregated_responses.latest_ces_score is null
+                then coalesce(aggregated_texts.effort_mentions_90d, 0) > 0
+        end as is_effort_from_words_90d
         {%- if with_inputs_hash %},
         {{ hash_values([
             'enrolled_members.enrolled_at',
             'enrolled_members.closed_at',
             'aggregated_activity.inputs_hash',
             'aggregated_responses.inputs_hash',
+            'aggregated_texts.inputs_hash',
         ]) }} as member_inputs_hash
         {%- endif %}
     from enrolled_members
@@ -306,6 +378,10 @@ member_features as (
         on
             enrolled_members.member_id = aggregated_responses.member_id
             and enrolled_members.cutoff_date = aggregated_responses.cutoff_date
+    left join aggregated_texts
+        on
+            enrolled_members.member_id = aggregated_texts.member_id
+            and enrolled_members.cutoff_date = aggregated_texts.cutoff_date
 )
 {%- endmacro %}
 

@@ -217,3 +217,12 @@ def test_enough_labels_train_a_champion_that_scores_and_the_same_labels_train_no
     assert isinstance(scorer, classifier.ClassifierScorer) and scorer.version == "v1"
     assert scorer.score(["Terrible experience. The agent was rude."])[0] == ["negative"]
     assert classifier.train(tmp_path / "lake", uri).status == "unchanged"
+
+
+def test_dbt_topics_are_the_taxonomys():
+    import yaml
+
+    from config.settings import REPO_ROOT
+
+    project = yaml.safe_load((REPO_ROOT / "dbt_project" / "dbt_project.yml").read_text())
+    assert tuple(project["vars"]["text_topics"]) == rules.topic_keys()

@@ -1,9 +1,16 @@
 -- One row per call-center contact with its member link and its experience flags. Repeat
--- contacts look at the member's previous and next contact, so this reads every call.
+-- contacts look at the member's previous and next contact, so this reads every call. An agent's
+-- note read as negative (warehouse/text) makes the contact a negative moment too.
 with
 
 calls as (
     select * from {{ ref('stg_calls__contacts') }}
+),
+
+negative_notes as (
+    select call_id
+    from {{ ref('stg_enriched__call_notes') }}
+    where note_sentiment_label = 'negative'
 ),
 
 identity_links as (
@@ -90,12 +97,19 @@ classified as (
         *,
         coalesce(is_resolved, false) and not has_repeat_contact_after
             as is_first_contact_resolution,
-        is_unresolved or is_escalated or is_long_wait as is_negative_moment,
+        is_unresolved
+        or is_escalated
+        or is_long_wait
+        -- A subquery, not a join: fct_calls keeps its columns (on_schema_change fail).
+        -- noqa: disable=RF02
+        or call_id in (select negative_notes.call_id from negative_notes) as is_negative_moment,
         coalesce(is_resolved, false)
         and not is_escalated
         and not is_transferred
         and not is_repeat_contact
         and coalesce(queue_seconds <= {{ var('short_wait_seconds') }}, false)
+        and call_id not in (select negative_notes.call_id from negative_notes)
+        -- noqa: enable=RF02
             as is_positive_moment
     from flagged
 )

@@ -79,7 +79,13 @@ described as (
         member_features.unresolved_calls_90d,
         member_features.escalated_calls_90d,
         member_features.repeat_contacts_90d,
-        member_features.avg_queue_seconds_90d
+        member_features.avg_queue_seconds_90d,
+        {%- for topic in var('text_topics') %}
+            member_features.{{ topic }}_mentions_90d,
+        {%- endfor %}
+        member_features.effort_mentions_90d,
+        member_features.negative_texts_90d,
+        member_features.is_effort_from_words_90d
     from member_features
     inner join member_attributes
         on member_features.member_id = member_attributes.member_id
@@ -127,7 +133,13 @@ typed as (
         unresolved_calls_90d,
         escalated_calls_90d,
         repeat_contacts_90d,
-        avg_queue_seconds_90d
+        avg_queue_seconds_90d,
+        {%- for topic in var('text_topics') %}
+            {{ topic }}_mentions_90d,
+        {%- endfor %}
+        effort_mentions_90d,
+        negative_texts_90d,
+        is_effort_from_words_90d
     from described
 )
 
