@@ -32,12 +32,22 @@ $(VENV)/.runtime: $(VENV)/bin/activate requirements.txt constraints.txt pyprojec
 	$(UV) pip install --python $(PY) --quiet --no-deps -e .
 	@touch $@
 
-$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
+# The Spark warehouse's extra: pyspark and dbt-spark from PyPI, a Java runtime from Debian's
+# packages where none is present. Installed for CX_WAREHOUSE_TARGET=spark and for the tests.
+$(VENV)/.spark: $(VENV)/.runtime requirements-spark.txt constraints.txt
+	scripts/java.sh install >/dev/null
+	$(UV) pip install --python $(PY) --quiet --compile-bytecode -r requirements-spark.txt -c constraints.txt
+	@touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime $(VENV)/.spark requirements-dev.txt requirements-spark.txt
 	$(UV) pip install --python $(PY) --quiet --compile-bytecode -r requirements-dev.txt -c constraints.txt
 	@touch $@
 
 .PHONY: install
-install: $(VENV)/.runtime ## Create .venv and install the pinned runtime
+install: $(VENV)/.runtime $(if $(filter spark,$(CX_WAREHOUSE_TARGET)),$(VENV)/.spark) ## Create .venv and install the pinned runtime (and Spark's, with CX_WAREHOUSE_TARGET=spark)
+
+.PHONY: install-spark
+install-spark: $(VENV)/.spark ## Add the Spark warehouse's packages and a Java runtime (as root: Debian's)
 
 .PHONY: install-dev
 install-dev: $(VENV)/.dev ## Install the runtime plus test and lint tools
@@ -105,6 +115,12 @@ bench: install ## Benchmark the pipeline at 100k and 1M members; figures in benc
 eval: install ## The pipeline on each sample shape (and LOYALTY_URL): churn champion vs baselines (slow)
 	$(PY) -m ml.eval_shapes $(if $(MEMBERS),--members $(MEMBERS)) $(if $(SHAPES),--shapes $(SHAPES)) \
 		$(foreach url,$(LOYALTY_URL),--loyalty-url '$(url)')
+
+.PHONY: sentiment
+sentiment: install ## Label a CSV's text: make sentiment IN=comments.csv COLUMN=text OUT=labelled.csv
+	@test -n "$(IN)" -a -n "$(COLUMN)" -a -n "$(OUT)" || \
+		{ echo "usage: make sentiment IN=<csv> COLUMN=<name> OUT=<csv>"; exit 2; }
+	$(PY) -m warehouse.text sentiment --in '$(IN)' --column '$(COLUMN)' --out '$(OUT)'
 
 .PHONY: docs
 docs: install ## Build the dbt docs (models, columns, tests, lineage) and serve them on 127.0.0.1:8580

@@ -226,3 +226,27 @@ def test_dbt_topics_are_the_taxonomys():
 
     project = yaml.safe_load((REPO_ROOT / "dbt_project" / "dbt_project.yml").read_text())
     assert tuple(project["vars"]["text_topics"]) == rules.topic_keys()
+
+
+def test_make_sentiment_labels_a_csv_and_names_a_wrong_file_or_column(tmp_path):
+    from warehouse.text import cli
+
+    source = tmp_path / "outside.csv"
+    source.write_text(
+        'id,text,note\n1,"Thanks for nothing, still on hold",a\n2,,b\n'
+        '3,"Lovely staff, quick checkout",c\n'
+    )
+    target = tmp_path / "out" / "labelled.csv"
+    said = cli.sentiment(source, "text", target, tracking_uri=None)
+    assert "3 rows" in said and "vader+lexicon" in said
+    rows = list(csv.DictReader(target.open()))
+    assert list(rows[0]) == ["id", "text", "note", *cli.OUTPUT_COLUMNS]
+    assert [row["note"] for row in rows] == ["a", "b", "c"]
+    assert [row["sentiment_label"] for row in rows] == ["negative", "", "positive"]
+    assert rows[0]["topics"] == "wait_time" and rows[2]["topics"] == "staff,store"
+    assert -1 <= float(rows[0]["sentiment_score"]) < 0
+
+    with pytest.raises(cli.InputError, match=r"outside.csv: no column 'comment'.*id, text, note"):
+        cli.sentiment(source, "comment", target, tracking_uri=None)
+    with pytest.raises(cli.InputError, match=r"missing.csv: no such file"):
+        cli.sentiment(tmp_path / "missing.csv", "text", target, tracking_uri=None)

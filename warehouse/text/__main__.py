@@ -1,0 +1,3 @@
+from warehouse.text.cli import main
+
+raise SystemExit(main())
