@@ -32,12 +32,22 @@ $(VENV)/.runtime: $(VENV)/bin/activate requirements.txt constraints.txt pyprojec
 	$(UV) pip install --python $(PY) --quiet --no-deps -e .
 	@touch $@
 
-$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
+# The Spark warehouse's extra: pyspark and dbt-spark from PyPI, a Java runtime from Debian's
+# packages where none is present. Installed for CX_WAREHOUSE_TARGET=spark and for the tests.
+$(VENV)/.spark: $(VENV)/.runtime requirements-spark.txt constraints.txt
+	scripts/java.sh install >/dev/null
+	$(UV) pip install --python $(PY) --quiet --compile-bytecode -r requirements-spark.txt -c constraints.txt
+	@touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime $(VENV)/.spark requirements-dev.txt requirements-spark.txt
 	$(UV) pip install --python $(PY) --quiet --compile-bytecode -r requirements-dev.txt -c constraints.txt
 	@touch $@
 
 .PHONY: install
-install: $(VENV)/.runtime ## Create .venv and install the pinned runtime
+install: $(VENV)/.runtime $(if $(filter spark,$(CX_WAREHOUSE_TARGET)),$(VENV)/.spark) ## Create .venv and install the pinned runtime (and Spark's, with CX_WAREHOUSE_TARGET=spark)
+
+.PHONY: install-spark
+install-spark: $(VENV)/.spark ## Add the Spark warehouse's packages and a Java runtime (as root: Debian's)
 
 .PHONY: install-dev
 install-dev: $(VENV)/.dev ## Install the runtime plus test and lint tools
