@@ -99,11 +99,13 @@ def survey_lines(
     email: np.ndarray,
     phone: np.ndarray,
     fields: Sequence[str] | None = None,
+    voice: dict | None = None,
 ) -> Lines:
     """JSON Lines for survey responses. ``ids`` holds response, member and related ids per row.
 
     ``fields`` keeps only those fields (``response_id`` first); every field is drawn either way,
-    so the random stream, and with it everything after, is the same.
+    so the random stream, and with it everything after, is the same. ``voice`` (see
+    ``text.comments``) makes some comments speak as customers do and receives their styles.
     """
     rows, days = _schedule(rng, s["ts"])
     n = len(s["ts"])
@@ -125,7 +127,7 @@ def survey_lines(
         text = text + (", " if i else "") + f'"{item}": ' + _o(s[f"emo_{item}"][has_emo])
     emotions[has_emo] = text + "}"
     tone = s["comment_tone"]
-    comment = comments(rng, tone.clip(min=0), kind, email, phone)
+    comment = comments(rng, tone.clip(min=0), kind, email, phone, voice)
     submitted = _q(export_timestamps(rng, start, s["ts"]))
     pieces = {
         "response_id": '{"response_id": ' + _q(ids["response"]),
@@ -194,10 +196,12 @@ def call_lines(
     phone_style: np.ndarray,
     n_days: int,
     columns: Sequence[str] = CALL_COLUMNS,
+    voice: dict | None = None,
 ) -> Lines:
     """CSV rows for contacts; booleans are encoded per file (true/false, yes/no or 1/0).
 
     ``columns`` (in ``CALL_COLUMNS`` order) keeps only those; every column is drawn either way.
+    ``voice`` (see ``text.notes``) puts some notes in agents' shorthand and receives their styles.
     """
     rows, days = _schedule(rng, c["ts"])
     n = len(c["ts"])
@@ -211,7 +215,7 @@ def call_lines(
     number = format_phones(phone_digits, style)
     caller = np.where(~unknown & (rng.random(n) < 0.15), "", number)
     outcome = np.where(c["escalated"], 2, c["resolved"].astype(int))
-    note = notes(rng, c["reason"], outcome, number)
+    note = notes(rng, c["reason"], outcome, number, voice)
     queue = _o(c["queue"])
     started = export_timestamps(rng, start, c["ts"])
     call_id = ids["call"].astype(object).copy()

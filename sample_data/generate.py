@@ -29,6 +29,11 @@ from sample_data.writers import AnswerWriter, LoyaltyWriter, sql_timestamps, wri
 
 ANSWERS_README = Path(__file__).with_name("answers_readme.md")
 INSERT_ROWS = 200_000
+# The stream customers' own words are drawn from ([seed, part, VOICE_STREAM]), and the answer
+# key's names for a comment's tone (the simulation's 0-2) and a call's outcome.
+VOICE_STREAM = 27
+TONES = ("negative", "neutral", "positive")
+OUTCOMES = ("unresolved", "resolved", "escalated")
 
 
 @dataclass
@@ -155,16 +160,46 @@ class _Run:
         }
         required = "required_columns" in self.shape
         fields = exports.REQUIRED_SURVEY_FIELDS if required else None
-        lines = exports.survey_lines(rng, start, surveys, ids, email[who], phone[who], fields)
+        # Customers' own words come from a stream of their own: the rest of the sample is the
+        # same with or without them.
+        voice = {"rng": np.random.default_rng([self.seed, part, VOICE_STREAM])}
+        lines = exports.survey_lines(
+            rng, start, surveys, ids, email[who], phone[who], fields, voice
+        )
         write_exports(rng, self.tmp / "surveys", start, part, lines)
         caller = calls["member"]
         call_ids = {"member": member_id[caller], "call": call_id}
         style = people["phone_style"][caller]
         columns = exports.REQUIRED_CALL_COLUMNS if required else exports.CALL_COLUMNS
+        note_voice = {"rng": voice["rng"]}
         lines = exports.call_lines(
-            rng, start, calls, call_ids, digits[caller], style, self.n_days, columns
+            rng, start, calls, call_ids, digits[caller], style, self.n_days, columns, note_voice
         )
         write_exports(rng, self.tmp / "calls", start, part, lines, header=",".join(columns))
+        tone = surveys["comment_tone"]
+        commented = tone >= 0
+        outcome = np.where(calls["escalated"], 2, calls["resolved"].astype(int))
+        self.answer.append_texts(
+            {
+                "record_type": np.concatenate(
+                    [
+                        np.full(int(commented.sum()), "survey_comment"),
+                        np.full(len(call_id), "call_note"),
+                    ]
+                ).astype(object),
+                "record_id": np.concatenate([ids["response"][commented], call_id]).astype(object),
+                "true_tone": np.concatenate(
+                    [np.array(TONES, dtype=object)[tone[commented]], np.full(len(call_id), None)]
+                ),
+                "call_outcome": np.concatenate(
+                    [np.full(int(commented.sum()), None), np.array(OUTCOMES, dtype=object)[outcome]]
+                ),
+                "style": np.concatenate([voice["style"][commented], note_voice["style"]]),
+                "has_typo": np.concatenate(
+                    [voice["typo"][commented], np.zeros(len(call_id), dtype=bool)]
+                ),
+            }
+        )
         summary.calls += len(call_id)
         summary.survey_responses += len(who)
 

@@ -152,19 +152,39 @@ class AnswerWriter:
         ]
     )
 
+    TEXTS = pa.schema(
+        [
+            ("record_type", pa.string()),
+            ("record_id", pa.string()),
+            ("true_tone", pa.string()),
+            ("call_outcome", pa.string()),
+            ("style", pa.string()),
+            ("has_typo", pa.bool_()),
+        ]
+    )
+
     def __init__(self, folder: Path):
         folder.mkdir(parents=True, exist_ok=True)
-        self.paths = [folder / "churn.parquet", folder / "segments.parquet"]
+        self.paths = [
+            folder / "churn.parquet",
+            folder / "segments.parquet",
+            folder / "texts.parquet",
+        ]
         self.writers = [
             pq.ParquetWriter(self.paths[0], self.CHURN),
             pq.ParquetWriter(self.paths[1], self.SEGMENTS),
+            pq.ParquetWriter(self.paths[2], self.TEXTS),
         ]
 
     def append(self, churn: dict[str, np.ndarray], segments: dict[str, np.ndarray]) -> None:
         for writer, schema, columns in zip(
-            self.writers, (self.CHURN, self.SEGMENTS), (churn, segments), strict=True
+            self.writers[:2], (self.CHURN, self.SEGMENTS), (churn, segments), strict=True
         ):
             writer.write_table(pa.table(columns, schema=schema))
+
+    def append_texts(self, texts: dict[str, np.ndarray]) -> None:
+        """The planted truth of one chunk's comments and call notes."""
+        self.writers[2].write_table(pa.table(texts, schema=self.TEXTS))
 
     def close(self) -> None:
         for writer in self.writers:
