@@ -7,6 +7,9 @@ run from that folder's MLflow store: the window plan the history allowed, the ca
 on the temporal holdout, its ROC AUC and the other candidates', and whether it is at or above
 both baselines (BG/NBD and the recency rule); and whether a segment model was trained or why not.
 ``--loyalty-url`` adds a row for a user's own loyalty database (``CX_SOURCES=loyalty``).
+After the table, each run's sentiment figures: precision and recall per class of its own
+classifier (warehouse/text) on a held-out quarter of its NPS/CSAT-labelled comments, beside
+VADER's and the lexicon fallback's.
 
 It prints one table and writes it as JSON. A run that fails is reported with the tail of its
 output, after the others ran, and the command then exits 1. The integration test of the shapes
@@ -406,6 +409,17 @@ def format_table(rows: Iterable[Row], work_dir: Path) -> str:
     return "\n".join(lines)
 
 
+def print_sentiment(runs: Sequence[CaseRun]) -> None:
+    """Sentiment precision and recall per class on each run's held-out labelled comments
+    (warehouse/text), beside VADER's; then the hand-written sanity set once."""
+    from warehouse.text.cli import deployment_report, handwritten_report
+
+    for done in runs:
+        if done.ok and (done.data_dir / "lake").is_dir():
+            print(f"\n{done.case.label}: {deployment_report(done.data_dir / 'lake')}")
+    print(f"\n{handwritten_report()}")
+
+
 def source_version() -> str | None:
     """The checkout's commit, with "+changes" when files differ from it: the runs used them."""
     try:
@@ -492,10 +506,12 @@ def main(argv: list[str] | None = None) -> int:
     work_dir = work_dir.resolve()
     work_dir.mkdir(parents=True, exist_ok=True)
     print(f"==> {len(cases)} run(s) of `python -m pipeline run` in {work_dir}", flush=True)
-    rows = [evaluate_run(done) for done in run_cases(cases, work_dir, args.members, args.jobs)]
+    runs = run_cases(cases, work_dir, args.members, args.jobs)
+    rows = [evaluate_run(done) for done in runs]
     failed = any(row.status != "ok" for row in rows)
     print()
     print(format_table(rows, work_dir))
+    print_sentiment(runs)
     removed = temporary and not failed
     if removed:
         shutil.rmtree(work_dir, ignore_errors=True)

@@ -194,19 +194,26 @@ def test_call_notes_get_sentiment_topics_and_effort(tmp_path):
     assert rows["C2"]["sentiment_model"].startswith("vader+lexicon")
 
 
-def test_enough_labels_train_a_champion_that_scores_and_the_same_labels_train_nothing(tmp_path):
+def _sample_lake(tmp_path: Path, per_class: int) -> Path:
+    """A lake of the generator's comments (customers' own words included), labelled by NPS."""
     from sample_data.text import comments
 
     rng = np.random.default_rng(3)
-    n = 3 * classifier.MIN_PER_CLASS + 150
+    n = 3 * per_class
     tone = np.arange(n) % 3
     kind = rng.integers(0, 3, n)
     blank = np.full(n, "", dtype=object)
-    texts = comments(rng, tone, kind, blank, blank).tolist()
+    voice = {"rng": np.random.default_rng(4)}
+    texts = comments(rng, tone, kind, blank, blank, voice).tolist()
     nps = np.array([3, 8, 10])[tone].tolist()
     folder = tmp_path / "lake" / "raw" / "surveys" / "responses"
     folder.mkdir(parents=True)
     _survey_partition(folder / "interval=a.parquet", texts, nps)
+    return tmp_path / "lake"
+
+
+def test_enough_labels_train_a_champion_that_scores_and_the_same_labels_train_nothing(tmp_path):
+    _sample_lake(tmp_path, classifier.MIN_PER_CLASS + 50)
     uri = f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}"
 
     first = classifier.train(tmp_path / "lake", uri)
@@ -250,3 +257,18 @@ def test_make_sentiment_labels_a_csv_and_names_a_wrong_file_or_column(tmp_path):
         cli.sentiment(source, "comment", target, tracking_uri=None)
     with pytest.raises(cli.InputError, match=r"missing.csv: no such file"):
         cli.sentiment(tmp_path / "missing.csv", "text", target, tracking_uri=None)
+
+
+def test_the_eval_report_gives_precision_and_recall_per_class_beside_vader(tmp_path):
+    from warehouse.text import cli
+
+    report = cli.deployment_report(_sample_lake(tmp_path, classifier.MIN_PER_CLASS))
+    assert "held-out labelled comments" in report
+    lines = {line.split()[0]: line for line in report.splitlines()[2:]}
+    assert set(lines) == {"classifier", "VADER"}  # and "VADER + lexicon", split at its space
+    assert report.count("/") >= 9
+
+    few = cli.deployment_report(_sample_lake(tmp_path / "few", 20))
+    assert "too few labelled comments" in few
+    assert [line.split()[0] for line in few.splitlines()[2:]] == ["VADER", "VADER"]
+    assert "not the benchmark" in cli.handwritten_report()

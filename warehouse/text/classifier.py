@@ -268,16 +268,19 @@ def _log_model(pipeline, example: list[str]) -> str:
     import skops.io
     from mlflow.models import infer_signature
 
+    from ml.train import quiet_skops
+
     proba = pipeline.predict_proba(example)
-    info = mlflow.sklearn.log_model(
-        pipeline,
-        name="model",
-        signature=infer_signature(np.array(example, dtype=object), proba),
-        serialization_format="skops",
-        skops_trusted_types=skops.io.get_untrusted_types(data=skops.io.dumps(pipeline)),
-        pip_requirements=PIP_REQUIREMENTS,
-        pyfunc_predict_fn="predict_proba",
-    )
+    with quiet_skops():
+        info = mlflow.sklearn.log_model(
+            pipeline,
+            name="model",
+            signature=infer_signature(np.array(example, dtype=object), proba),
+            serialization_format="skops",
+            skops_trusted_types=skops.io.get_untrusted_types(data=skops.io.dumps(pipeline)),
+            pip_requirements=PIP_REQUIREMENTS,
+            pyfunc_predict_fn="predict_proba",
+        )
     return info.model_uri
 
 
