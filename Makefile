@@ -112,7 +112,7 @@ bench: install ## Benchmark the pipeline at 100k and 1M members; figures in benc
 	$(PY) -m bench $(if $(SIZES),--sizes $(SIZES)) $(if $(DBT_TASKS),--dbt-tasks $(DBT_TASKS))
 
 .PHONY: eval
-eval: install ## The pipeline on each sample shape (and LOYALTY_URL): churn champion vs baselines (slow)
+eval: install ## The pipeline on each sample shape (and LOYALTY_URL): churn champion vs baselines, sentiment vs VADER (slow)
 	$(PY) -m ml.eval_shapes $(if $(MEMBERS),--members $(MEMBERS)) $(if $(SHAPES),--shapes $(SHAPES)) \
 		$(foreach url,$(LOYALTY_URL),--loyalty-url '$(url)')
 
