@@ -130,23 +130,26 @@ def landed_rows(lake: Path, interval_end: datetime) -> dict[str, int]:
 
 
 def warehouse_rows(duckdb_path: Path) -> int:
-    import duckdb
+    from warehouse.store import DuckDBStore
 
-    with duckdb.connect(str(duckdb_path), read_only=True) as con:
-        return sum(
-            con.execute(f"select count(*) from {table}").fetchone()[0]
-            for table in ("fct_transactions", "fct_survey_responses", "fct_calls", "customer_360")
-        )
+    store = DuckDBStore(duckdb_path)
+    return sum(
+        int(store.read(f"select count(*) as n from {table}")["n"].iloc[0])
+        for table in ("fct_transactions", "fct_survey_responses", "fct_calls", "customer_360")
+    )
 
 
 def scored_members(duckdb_path: Path) -> int:
-    import duckdb
+    from warehouse.store import DuckDBStore
 
-    with duckdb.connect(str(duckdb_path), read_only=True) as con:
-        return con.execute(
-            "select count(*) from ml_scores where score_date = (select max(score_date) "
+    return int(
+        DuckDBStore(duckdb_path)
+        .read(
+            "select count(*) as n from ml_scores where score_date = (select max(score_date) "
             "from ml_scores)"
-        ).fetchone()[0]
+        )["n"]
+        .iloc[0]
+    )
 
 
 def run_dag_stage(
@@ -314,16 +317,15 @@ def pit_batches(sql: str, built: Path) -> list[str]:
     """member_features_pit's compiled SQL holds its first batch of cutoffs; dbt writes the rest
     in a post-hook, which compiling does not render. The same SQL for every batch, with the
     cutoffs of the built warehouse, batch sizes as dbt chose them."""
-    import duckdb
+    from warehouse.store import DuckDBStore
 
     first = re.findall(r"cast\('(\d{4}-\d{2}-\d{2})' as date\)", PIT_CUTOFFS.search(sql).group(0))
-    with duckdb.connect(str(built), read_only=True) as con:
-        cutoffs = [
-            str(row[0])
-            for row in con.execute(
-                "select distinct cutoff_date from member_features_pit order by 1"
-            ).fetchall()
-        ]
+    cutoffs = [
+        str(day.date())
+        for day in DuckDBStore(built).read(
+            "select distinct cast(cutoff_date as date) as d from member_features_pit order by 1"
+        )["d"]
+    ]
     size = max(1, len(first))
     batches = []
     for start in range(0, len(cutoffs), size):
