@@ -1,4 +1,5 @@
-"""The store: the one door to the warehouse, DuckDB or PostgreSQL.
+"""The store: the one door to the warehouse, DuckDB or PostgreSQL (or Spark:
+``warehouse.spark.SparkStore``, the same verbs).
 
 Every step that reads or writes warehouse tables from Python is given a ``Store`` (the pipeline
 opens one with ``open_store(settings)``; a test passes its own, the way Dagster resources are
@@ -528,6 +529,10 @@ def open_store(settings, snapshot: bool = False) -> Store:
     a build may be writing."""
     if settings.warehouse_target == "postgres":
         return PostgresStore(postgres_uri(settings), settings.pg_schema)
+    if settings.warehouse_target == "spark":
+        from warehouse.spark import SparkStore
+
+        return SparkStore(settings)
     read_path = None
     if snapshot:
         from warehouse.publish import published_path

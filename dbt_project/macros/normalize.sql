@@ -6,16 +6,16 @@
     case
         when {{ column }} is null then null
         when trim({{ column }}) like '+%'
-            and length(regexp_replace({{ column }}, '[^0-9]', '', 'g')) between 8 and 15
-            then '+' || regexp_replace({{ column }}, '[^0-9]', '', 'g')
+            and length({{ regexp_replace_all(column, '[^0-9]', '') }}) between 8 and 15
+            then '+' || {{ regexp_replace_all(column, '[^0-9]', '') }}
         when trim({{ column }}) like '00%'
-            and length(regexp_replace({{ column }}, '[^0-9]', '', 'g')) between 10 and 17
-            then '+' || substr(regexp_replace({{ column }}, '[^0-9]', '', 'g'), 3)
-        when length(regexp_replace({{ column }}, '[^0-9]', '', 'g')) = 10
-            then '+{{ default_country_code }}' || regexp_replace({{ column }}, '[^0-9]', '', 'g')
-        when length(regexp_replace({{ column }}, '[^0-9]', '', 'g')) = 11
-            and regexp_replace({{ column }}, '[^0-9]', '', 'g') like '{{ default_country_code }}%'
-            then '+' || regexp_replace({{ column }}, '[^0-9]', '', 'g')
+            and length({{ regexp_replace_all(column, '[^0-9]', '') }}) between 10 and 17
+            then '+' || substr({{ regexp_replace_all(column, '[^0-9]', '') }}, 3)
+        when length({{ regexp_replace_all(column, '[^0-9]', '') }}) = 10
+            then '+{{ default_country_code }}' || {{ regexp_replace_all(column, '[^0-9]', '') }}
+        when length({{ regexp_replace_all(column, '[^0-9]', '') }}) = 11
+            and {{ regexp_replace_all(column, '[^0-9]', '') }} like '{{ default_country_code }}%'
+            then '+' || {{ regexp_replace_all(column, '[^0-9]', '') }}
     end
 {%- endmacro %}
 
@@ -34,5 +34,9 @@
 {#- Landed timestamps are UTC instants (timestamptz); the warehouse stores them as UTC wall-clock
     timestamps so date arithmetic does not depend on the session time zone. -#}
 {% macro to_utc(column) -%}
+    {{ return(adapter.dispatch('to_utc')(column)) }}
+{%- endmacro %}
+
+{% macro default__to_utc(column) -%}
     cast(({{ column }} at time zone 'UTC') as timestamp)
 {%- endmacro %}

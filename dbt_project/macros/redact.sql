@@ -4,15 +4,15 @@
     The patterns are privacy/identity.py's EMAIL_PATTERN and PHONE_PATTERN (a test keeps them
     equal and checks DuckDB, PostgreSQL and Python redact alike). -#}
 {% macro redact_contact_details(column) -%}
-    regexp_replace(
-        regexp_replace(
-            {{ column }},
+    {#- Jinja keeps a backslash before a character it does not escape: the patterns arrive as
+        written here. -#}
+    {{ regexp_replace_all(
+        regexp_replace_all(
+            column,
             '[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}',
             '[email]',
-            'g'
         ),
         '(\+|\()?[0-9](?:[ ().-]*[0-9]){8,}',
         '[phone]',
-        'g'
-    )
+    ) }}
 {%- endmacro %}

@@ -120,3 +120,37 @@ def postgres_connection(postgres_build, postgres_database):
     connection = psycopg2.connect(**postgres_database)
     yield connection
     connection.close()
+
+
+@pytest.fixture(scope="session")
+def spark_settings(fixture_lake) -> Settings:
+    """The fixture warehouse's settings (duckdb_build's), without building DuckDB first."""
+    return fixture_settings(fixture_lake.parent, fixture_lake)
+
+
+@pytest.fixture(scope="session")
+def spark_session(spark_settings):
+    """The test session's one SparkSession (local[2], 4 shuffle partitions), its catalog and
+    tables under the fixture warehouse's folder. A process has one SparkSession: the Spark build
+    and every Spark store test share it (each store test in a schema of its own)."""
+    pytest.importorskip(
+        "pyspark", reason="make install-dev installs pyspark (requirements-spark.txt)"
+    )
+    from warehouse.spark import session
+
+    spark = session(spark_settings)
+    yield spark
+    spark.stop()
+
+
+@pytest.fixture(scope="session")
+def spark_build(fixture_lake, duckdb_build, spark_session) -> Build:
+    """The fixture lake built on Spark with ``dbt run``: the data tests run on DuckDB and
+    PostgreSQL, and the marts are compared with DuckDB's row for row (test_spark_build.py)."""
+    from warehouse import dbt_runner
+
+    target_path = fixture_lake.parent / "dbt-target-spark"
+    result = dbt_runner.run(
+        duckdb_build.settings, target="spark", target_path=target_path, dbt_vars=FIXTURE_VARS
+    )
+    return Build(duckdb_build.settings, result, target_path)

@@ -75,8 +75,8 @@ scored as (
         case
             when emotion_item_count > 0
                 then cast(
-                    (cast(emotion_score_sum as double precision) / emotion_item_count - 1) * 25
-                    as double precision
+                    (cast(emotion_score_sum as {{ type_double() }}) / emotion_item_count - 1) * 25
+                    as {{ type_double() }}
                 )
         end as engagement_index,
         case

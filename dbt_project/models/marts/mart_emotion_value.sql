@@ -35,10 +35,10 @@ compared as (
     select
         aggregated.engagement_segment,
         cast(aggregated.member_count as bigint) as member_count,
-        cast(aggregated.avg_engagement_index as double precision) as avg_engagement_index,
-        cast(aggregated.avg_spend_365d as double precision) as avg_spend_365d,
-        cast(aggregated.avg_transactions_365d as double precision) as avg_transactions_365d,
-        cast(aggregated.avg_nps_score as double precision) as avg_nps_score,
+        cast(aggregated.avg_engagement_index as {{ type_double() }}) as avg_engagement_index,
+        cast(aggregated.avg_spend_365d as {{ type_double() }}) as avg_spend_365d,
+        cast(aggregated.avg_transactions_365d as {{ type_double() }}) as avg_transactions_365d,
+        cast(aggregated.avg_nps_score as {{ type_double() }}) as avg_nps_score,
         -- The primer's "twice as valuable": spend relative to the Disengaged segment. Segments are
         -- spelt as ml_scores.predicted_segment spells them (ml/labels.py SEGMENTS).
         cast(
@@ -46,7 +46,7 @@ compared as (
                 when disengaged.avg_spend_365d > 0
                     then aggregated.avg_spend_365d / disengaged.avg_spend_365d
             end
-            as double precision
+            as {{ type_double() }}
         ) as spend_index_vs_disengaged
     from aggregated
     left join aggregated as disengaged

@@ -57,7 +57,7 @@ scored as (
                 when nps_response_count > 0
                     then 100.0 * (promoter_count - detractor_count) / nps_response_count
             end
-            as double precision
+            as {{ type_double() }}
         ) as nps,
         cast(csat_response_count as bigint) as csat_response_count,
         cast(
@@ -65,7 +65,7 @@ scored as (
                 when csat_response_count > 0
                     then 1.0 * csat_top_two_box_count / csat_response_count
             end
-            as double precision
+            as {{ type_double() }}
         ) as csat_top_two_box_share
     from aggregated
 )

@@ -45,9 +45,9 @@ aggregated as (
             as positive_mentions,
         cast(
             sum(case when sentiment_label = 'negative' then 1 else 0 end) * 1.0 / count(*)
-            as double precision
+            as {{ type_double() }}
         ) as negative_share,
-        cast(avg(sentiment) as double precision) as avg_sentiment,
+        cast(avg(sentiment) as {{ type_double() }}) as avg_sentiment,
         cast(sum(case when effort_mentions > 0 then 1 else 0 end) as bigint)
             as effort_mentions,
         cast(count(distinct member_id) as bigint) as members
