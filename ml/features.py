@@ -69,8 +69,15 @@ FEATURE_COLUMNS: tuple[str, ...] = (
 SURVEY_COLUMNS: frozenset[str] = frozenset(
     c for c in FEATURE_COLUMNS if c.startswith(("latest_", "survey_")) or "score_change" in c
 ) | {"engagement_index_change"}
+# Counts that a survey answer feeds: a detractor answer or a negative comment is a negative
+# moment, a promoter answer or a positive comment a positive one (int_survey_responses_scored),
+# beside the call-center moments. For a respondent they restate the answer the label is read
+# from, so they leak it; the segment model sees the calls through the call counts instead.
+SURVEY_DERIVED_COLUMNS: frozenset[str] = frozenset(
+    c for c in FEATURE_COLUMNS if c.startswith(("negative_moments_", "positive_moments_"))
+)
 SEGMENT_FEATURE_COLUMNS: tuple[str, ...] = tuple(
-    c for c in FEATURE_COLUMNS if c not in SURVEY_COLUMNS
+    c for c in FEATURE_COLUMNS if c not in SURVEY_COLUMNS | SURVEY_DERIVED_COLUMNS
 )
 
 

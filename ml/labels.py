@@ -5,18 +5,26 @@ then makes no purchase in the ``horizon_days`` from the cutoff, or closes the ac
 window. Members closed before the cutoff are not at risk and get no row.
 
 Engagement segment: from the member's latest *relationship* survey submitted in the year before
-the cutoff, by a rule over the five emotional items (valued, confident, informed, protected,
-helped; 1-5) and NPS (0-10):
+the cutoff, by a rule read off the survey's own design, not fitted to any data:
 
-- **Engaged**: mean emotional item >= 3.8 and NPS >= 7 (emotionally connected and not a detractor);
-- **Disengaged**: mean emotional item <= 2.6, or NPS <= 6 (a detractor: negativity bias says a
-  detractor answer outweighs good item scores);
-- **Swing**: everything in between.
+- the five emotional items (valued, confident, informed, protected, helped) are agreement on a
+  1-5 scale whose anchors are 1 strongly disagree, 2 disagree, 3 neither, 4 agree, 5 strongly
+  agree; the mean of the answered items says whether the member, on average, *agrees* (>= 4) or
+  *disagrees* (<= 2) that the brand makes them feel that way;
+- NPS (0-10) has its standard categories (Reichheld 2003, and every survey platform): promoters
+  9-10, passives 7-8, detractors 0-6.
 
-The thresholds were chosen on the default sample by agreement with the answer file's true segment
-in the month after each survey: 75% agreement (the naive rule "emotion >= 4 and NPS >= 9 /
-emotion <= 2.5 or NPS <= 6" agrees 67%). A survey answer is a noisy reading of engagement, so
-that agreement is the ceiling of any model trained on these labels.
+- **Engaged**: mean emotional item >= 4 (agrees) and NPS >= 9 (a promoter): emotionally
+  connected and recommending, the two things an engaged customer does;
+- **Disengaged**: mean emotional item <= 2 (disagrees), or NPS <= 6 (a detractor: negativity
+  bias says a detractor answer outweighs good item scores);
+- **Swing**: everything in between (neutral items, or a passive).
+
+The thresholds are the scale's anchor points, so nothing here was tuned on the sample's answer
+file; agreement with the answer file's true segment is measured after the fact, as a check
+(ml/README.md). An earlier rule (3.8 / 7 and 2.6 / 6) had been chosen by that agreement, which
+made the label fit the generator rather than the survey. A survey answer is a noisy reading of
+engagement, so that agreement is also the ceiling of any model trained on these labels.
 """
 
 from __future__ import annotations
@@ -35,9 +43,10 @@ EMOTION_ITEMS: tuple[str, ...] = (
     "protected_score",
     "helped_score",
 )
-ENGAGED_MIN_EMOTION = 3.8
-ENGAGED_MIN_NPS = 7
-DISENGAGED_MAX_EMOTION = 2.6
+# The scale's anchors (module docstring): 4 "agree", 2 "disagree"; NPS promoter and detractor.
+ENGAGED_MIN_EMOTION = 4.0
+ENGAGED_MIN_NPS = 9
+DISENGAGED_MAX_EMOTION = 2.0
 DISENGAGED_MAX_NPS = 6
 
 

@@ -14,13 +14,14 @@ import json
 import tempfile
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from ml import features, monitor, reasons, validate
+from ml import features, labels, monitor, reasons, validate
 from ml import pipeline as pipelines
 from ml.train import CHURN_MODEL, SEGMENT_MODEL, quiet_skops
 
@@ -171,6 +172,26 @@ def score_frame(
     )
 
 
+def read_responses(store: Store) -> pd.DataFrame:
+    """Survey answers the segment label is read from (``labels.segment_labels``' input)."""
+    items = ", ".join(labels.EMOTION_ITEMS)
+    return features._naive(
+        store.read(
+            "select member_id, submitted_at, survey_type, nps_score, "
+            f"{items} from fct_survey_responses where member_id is not null"
+        )
+    )
+
+
+def measured_segments(responses: pd.DataFrame, score_date) -> pd.Series:
+    """Each respondent's *measured* segment on ``score_date``: the label rule over their latest
+    relationship survey in the year up to and including that day, indexed by member. Kept
+    beside the predicted one, so a respondent's own answer is never overwritten by a guess."""
+    cutoff = pd.Timestamp(score_date).date() + timedelta(days=1)
+    measured = labels.segment_labels(responses, [cutoff])
+    return measured.set_index("member_id")["segment"]
+
+
 def read_active_members(store: Store) -> pd.DataFrame:
     """customer_360 rows of members whose account is open, through ``store``."""
     return store.read(
@@ -205,6 +226,7 @@ SCORE_COLUMNS = {
     "risk_band": "varchar",
     "predicted_segment": "varchar",
     "segment_probability": "double",
+    "measured_segment": "varchar",
     "reason_1": "varchar",
     "reason_2": "varchar",
     "reason_3": "varchar",
@@ -272,6 +294,11 @@ def score(
     score_date = pd.to_datetime(members["as_of_date"]).max().date()
     model_version = f"{CHURN_MODEL}/{churn.version}" + (
         f"+{SEGMENT_MODEL}/{segment.version}" if segment else ""
+    )
+    scores.insert(
+        scores.columns.get_loc("segment_probability") + 1,
+        "measured_segment",
+        scores["member_id"].map(measured_segments(read_responses(store), score_date)),
     )
     scores.insert(1, "score_date", score_date)
     scores.insert(2, "model_version", model_version)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import date, timedelta
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -41,6 +42,22 @@ def test_survey_answers_are_not_segment_features():
     assert "latest_nps_score" not in SEGMENT_FEATURE_COLUMNS
     assert "engagement_index_change" not in SEGMENT_FEATURE_COLUMNS
     assert "unresolved_calls_90d" in SEGMENT_FEATURE_COLUMNS
+
+
+def test_counts_a_survey_answer_feeds_are_not_segment_features():
+    """Promoter and detractor answers are positive and negative moments
+    (int_survey_responses_scored), so the moment counts restate the label for a respondent."""
+    survey_words = ("nps", "csat", "ces_", "emotion", "engagement", "moment", "survey")
+    leaking = [c for c in SEGMENT_FEATURE_COLUMNS if any(w in c for w in survey_words)]
+    assert leaking == []
+    sql = (
+        Path(__file__).resolve().parents[2]
+        / "dbt_project/models/intermediate/int_survey_responses_scored.sql"
+    ).read_text()
+    assert "is_negative_moment" in sql  # the reason the counts are left out still holds
+    assert {"calls_90d", "escalated_calls_90d", "repeat_contacts_90d"} <= set(
+        SEGMENT_FEATURE_COLUMNS
+    )
 
 
 def test_leakage_guard_future_data_cannot_change_training_rows(synthetic):

@@ -103,16 +103,21 @@ def test_incomplete_label_window_raises():
         churn_labels(purchases, _members({"a": None}), [CUTOFF], date(2025, 8, 1), 90)
 
 
-def test_segment_rule():
-    emotion = pd.Series([4.2, 4.2, 3.0, 2.4, 4.6, 3.8])
-    nps = pd.Series([9, 5, 8, 9, 6, 7])
+def test_segment_rule_follows_the_scales_anchors():
+    """Engaged: agrees (mean item >= 4) and a promoter (9-10); Disengaged: disagrees (<= 2) or a
+    detractor (0-6); the edges of each anchor land on their side."""
+    emotion = pd.Series([4.0, 4.2, 3.0, 2.4, 4.6, 3.8, 2.0, 4.0, 5.0])
+    nps = pd.Series([9, 5, 8, 9, 6, 10, 10, 8, 7])
     assert list(segment_from_answers(emotion, nps)) == [
         "Engaged",
-        "Disengaged",
+        "Disengaged",  # a detractor, whatever the items say
         "Swing",
+        "Swing",  # between disagree and neutral, and a promoter
         "Disengaged",
-        "Disengaged",
-        "Engaged",
+        "Swing",  # a promoter who does not quite agree on average
+        "Disengaged",  # disagrees, even as a promoter
+        "Swing",  # agrees, but a passive
+        "Swing",
     ]
 
 

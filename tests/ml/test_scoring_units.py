@@ -279,3 +279,32 @@ def test_members_with_equal_values_get_their_own_reasons_in_a_large_frame():
     assert _as_lists(reasons.top_reasons(frame, importance)) == _reasons_row_by_row(
         frame, importance
     )
+
+
+def test_respondents_keep_their_measured_segment_beside_the_prediction():
+    from datetime import date
+
+    from ml.score import measured_segments
+
+    def answer(member, when, nps, item, kind="relationship"):
+        items = dict.fromkeys(
+            ("valued", "confident", "informed", "protected", "helped"), float(item)
+        )
+        return {
+            "member_id": member,
+            "submitted_at": pd.Timestamp(when),
+            "survey_type": kind,
+            "nps_score": nps,
+            **{f"{k}_score": v for k, v in items.items()},
+        }
+
+    responses = pd.DataFrame(
+        [
+            answer("a", "2026-06-30 18:00", 10, 5),  # on the score date itself: counts
+            answer("b", "2026-03-01", 3, 4),  # a detractor
+            answer("c", "2026-07-01", 10, 5),  # after the score date
+            answer("d", "2026-05-01", 10, 5, "post_call"),  # not a relationship survey
+        ]
+    )
+    measured = measured_segments(responses, date(2026, 6, 30)).to_dict()
+    assert measured == {"a": "Engaged", "b": "Disengaged"}
