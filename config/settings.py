@@ -28,6 +28,7 @@ SAMPLE_SHAPES = (
     "required_columns",
 )
 SHORT_HISTORY_DAYS = 273
+APPROVAL_MODES = ("required", "auto")
 
 
 class SettingsError(ValueError):
@@ -273,6 +274,20 @@ class Settings:
         "CX_MLFLOW_TRACKING_URI",
         "MLflow tracking URI (under `make up`, setting it uses that server instead of starting one)",
     )
+    # Who promotes a model: the gate alone, or the gate and then a person in the Airflow UI.
+    model_approval: str = setting(
+        "CX_MODEL_APPROVAL",
+        "who promotes a model that passes the gate: `required` (it waits as `challenger` for a person to approve it in the Airflow UI, the train_models DAG's `approve_champion` task; a rejection or no answer in time keeps the champion) or `auto` (the gate alone: `make run` always runs so, since nobody is watching it)",
+    )
+    model_approval_hours: int = setting(
+        "CX_MODEL_APPROVAL_HOURS",
+        "hours a new champion waits for approval before it is taken as rejected",
+    )
+    # When the day's exports and cases must be out (a Deadline Alert on run_programs).
+    delivery_deadline_minutes: int = setting(
+        "CX_DELIVERY_DEADLINE_MINUTES",
+        "minutes after a run_programs run is queued by which the day's exports and cases must be delivered; past it a Deadline Alert logs it, writes `alerts/` under the data folder and POSTs to the `cx_cases_webhook` connection",
+    )
     # Sample data (only used by the generator and `make run`).
     sample_dir: Path = setting(
         "CX_SAMPLE_DIR",
@@ -451,6 +466,9 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         late_lookback_days=_int(env, "CX_LATE_LOOKBACK_DAYS", 3, minimum=0),
         mlflow_tracking_uri=_env(env, "CX_MLFLOW_TRACKING_URI")
         or f"sqlite:///{data_dir / 'mlflow' / 'mlflow.db'}",
+        model_approval=_choice(env, "CX_MODEL_APPROVAL", "required", APPROVAL_MODES),
+        model_approval_hours=_int(env, "CX_MODEL_APPROVAL_HOURS", 72, minimum=1),
+        delivery_deadline_minutes=_int(env, "CX_DELIVERY_DEADLINE_MINUTES", 180, minimum=0),
         sample_dir=sample_dir,
         sample_members=_int(env, "CX_SAMPLE_MEMBERS", 5000, minimum=10),
         sample_seed=_int(env, "CX_SAMPLE_SEED", 7),

@@ -20,6 +20,10 @@ score date, set in `programs/programs.yml`:
 5. **publish_warehouse**: refreshes the analysts' read-only copy of the warehouse.
 6. **report**: the segment report, `reports/segment-report.html`.
 
+**Deadline**: if the run has not finished `CX_DELIVERY_DEADLINE_MINUTES` after it was queued,
+a Deadline Alert logs it, writes `alerts/deadline-run_programs-<run>.json` under the data folder
+and POSTs it to the `cx_cases_webhook` connection (`pipeline/deadlines.py`).
+
 Each step reads and writes the warehouse (DuckDB or PostgreSQL, `CX_WAREHOUSE_TARGET`) through
 its store, in one short transaction. A rerun of a cycle replaces its rows and reproduces the same
 export files.
@@ -31,7 +35,11 @@ from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import dag, task
 
+from config import load_settings
 from pipeline.assets import MODEL_ASSETS, PROGRAM_ASSETS
+from pipeline.deadlines import delivery_deadline
+
+SETTINGS = load_settings()
 
 DUCKDB_POOL = "duckdb_writer"
 
@@ -48,6 +56,8 @@ DUCKDB_POOL = "duckdb_writer"
         "retry_delay": timedelta(minutes=2),
         "owner": "marketing-analytics",
     },
+    # The day's exports and cases are due CX_DELIVERY_DEADLINE_MINUTES after the run is queued.
+    deadline=delivery_deadline(SETTINGS.delivery_deadline_minutes),
     doc_md=__doc__,
 )
 def run_programs():

@@ -47,6 +47,8 @@ class TrainConfig:
     margin: float = registry.DEFAULT_MARGIN
     dag_run_id: str | None = None
     git_commit: str = "unknown"
+    # A version the gate would promote waits as challenger for a person (registry.approve).
+    approval_required: bool = False
     # Bounds that keep a run's cost flat as membership grows: gradient boosting gains little
     # past a few hundred thousand rows, and importances are stable on tens of thousands.
     max_train_rows: int = 250_000
@@ -356,6 +358,7 @@ def train_churn(
             config.margin,
             "roc_auc",
             baseline_margin=0.0,
+            approval_required=config.approval_required,
         )
         if champion is not None:
             mlflow.log_metric("champion_roc_auc_same_holdout", champion)
@@ -394,6 +397,8 @@ def train_churn(
         "run_id": run.info.run_id,
         "version": version,
         "alias": decision.alias,
+        "pending": decision.pending,
+        "reason": decision.reason,
         "candidate": chosen,
         "metrics": metrics,
         "seconds": time.perf_counter() - started,
@@ -551,6 +556,7 @@ def train_segment(
             champion,
             config.margin,
             "macro_f1",
+            approval_required=config.approval_required,
         )
         mlflow.set_tag("promotion", f"{decision.alias}: {decision.reason}")
         mlflow.log_text(
@@ -574,6 +580,8 @@ def train_segment(
         "run_id": run.info.run_id,
         "version": version,
         "alias": decision.alias,
+        "pending": decision.pending,
+        "reason": decision.reason,
         "metrics": metrics,
         "seconds": time.perf_counter() - started,
     }

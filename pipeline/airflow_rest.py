@@ -25,12 +25,15 @@ from airflow_client.client import (
     TaskInstanceApi,
     TriggerDAGRunPostBody,
 )
-from airflow_client.client.exceptions import UnauthorizedException
+from airflow_client.client.exceptions import NotFoundException, UnauthorizedException
 from airflow_client.client.models import (
     DAGResponse,
     DAGRunResponse,
+    HITLDetail,
+    HITLDetailResponse,
     ImportErrorResponse,
     TaskInstanceResponse,
+    UpdateHITLDetailPayload,
 )
 
 FAILED_TASK_STATES = {"failed", "up_for_retry", "upstream_failed"}
@@ -172,6 +175,47 @@ class AirflowClient:
             for error in line.additional_properties.get("error_detail") or []:
                 lines.append(f"{error.get('exc_type')}: {error.get('exc_value')}")
         return "\n".join(lines)
+
+    # -- human in the loop -----------------------------------------------------------------
+    def hitl_detail(
+        self, dag_id: str, run_id: str, task_id: str, map_index: int = -1
+    ) -> HITLDetail:
+        """What a human-in-the-loop task asks (``GET .../{task_id}/{map_index}/hitlDetails``)."""
+        return self._call(self._tasks.get_hitl_detail, dag_id, run_id, task_id, map_index)
+
+    def respond(
+        self, dag_id: str, run_id: str, task_id: str, options: list[str], map_index: int = -1
+    ) -> HITLDetailResponse:
+        """Answer it, as the logged-in user (``PATCH .../{map_index}/hitlDetails``)."""
+        body = UpdateHITLDetailPayload(chosen_options=options)
+        return self._call(self._tasks.update_hitl_detail, dag_id, run_id, task_id, map_index, body)
+
+    def wait_for_question(
+        self, dag_id: str, run_id: str, task_id: str, timeout: float = 900, poll: float = 5
+    ) -> HITLDetail:
+        """Wait until ``task_id`` waits for a person; raises if the run fails first."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                detail = self.hitl_detail(dag_id, run_id, task_id)
+                if not detail.response_received:
+                    return detail
+            except NotFoundException:
+                pass
+            run = self.dag_run(dag_id, run_id)
+            failing = [
+                ti.task_id
+                for ti in self.task_instances(dag_id, run_id)
+                if ti.state in FAILED_TASK_STATES
+            ]
+            if run.state in ("failed", "success") or failing:
+                raise AirflowApiError(
+                    f"{dag_id} run {run_id} is {run.state.value} before {task_id} asked "
+                    f"(failing: {failing})\n" + self.failure_report(dag_id, run_id)
+                )
+            if time.monotonic() > deadline:
+                raise AirflowApiError(f"{dag_id}.{task_id}: no question after {timeout:.0f}s")
+            time.sleep(poll)
 
     def wait_for_run(
         self,

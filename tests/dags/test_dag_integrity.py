@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,7 @@ EXPECTED_TASKS = {
     "ingest_calls": {"contacts.extract", "contacts.validate", "contacts.publish"},
 }
 MODEL_DAGS = {
-    "train_models": ({"train"}, "models.champions"),
+    "train_models": ({"train", "ask", "approve_champion", "publish"}, "models.champions"),
     "score_members": ({"score"}, "warehouse.ml_scores"),
 }
 
@@ -134,7 +135,44 @@ def test_model_dags_emit_their_assets(dagbag, dag_id):
     tasks, asset = MODEL_DAGS[dag_id]
     dag = dagbag.dags[dag_id]
     assert set(dag.task_ids) == tasks
-    assert [o.name for o in dag.get_task(next(iter(tasks))).outlets] == [asset]
+    emitting = [t.task_id for t in dag.tasks if t.outlets]
+    assert len(emitting) == 1, emitting
+    assert [o.name for o in dag.get_task(emitting[0]).outlets] == [asset]
+
+
+def test_a_new_champion_waits_for_a_person_then_publish_settles_it(dagbag):
+    """train -> ask (branch) -> approve_champion (HITL) -> publish, and ask -> publish, so a run
+    with nothing to approve skips the question; a timeout answers Reject (keep the champion)."""
+    from airflow.providers.standard.operators.hitl import HITLOperator
+
+    from config import load_settings
+
+    dag = dagbag.dags["train_models"]
+    approve = dag.get_task("approve_champion")
+    assert isinstance(approve, HITLOperator)
+    assert approve.options == ["Approve", "Reject"]
+    assert approve.defaults == ["Reject"]
+    assert approve.response_timeout == timedelta(hours=load_settings().model_approval_hours)
+    assert "approval" in approve.body and "approval" in approve.subject  # rendered from train
+    assert dag.get_task("ask").downstream_task_ids == {"approve_champion", "publish"}
+    assert approve.downstream_task_ids == {"publish"}
+    assert dag.get_task("publish").trigger_rule == "none_failed_min_one_success"
+    assert dag.get_task("train").outlets == []  # scoring waits for the answer
+
+
+def test_late_exports_and_cases_raise_a_deadline_alert(dagbag):
+    from airflow.sdk import AsyncCallback, DeadlineReference
+
+    from config import load_settings
+
+    dag = dagbag.dags["run_programs"]
+    alerts = dag.deadline if isinstance(dag.deadline, list) else [dag.deadline]
+    assert len(alerts) == 1
+    alert = alerts[0]
+    assert alert.reference == DeadlineReference.DAGRUN_QUEUED_AT
+    assert alert.interval == timedelta(minutes=load_settings().delivery_deadline_minutes)
+    assert isinstance(alert.callback, AsyncCallback)
+    assert alert.callback.path == "pipeline.deadlines.delivery_late"
 
 
 def test_scoring_waits_for_the_marts_or_new_champions(dagbag):
@@ -147,7 +185,7 @@ def test_scoring_waits_for_the_marts_or_new_champions(dagbag):
 def test_training_is_weekly_and_takes_params(dagbag):
     dag = dagbag.dags["train_models"]
     assert dag.timetable.expression == "0 3 * * 1"
-    assert set(dag.params.keys()) == {"horizon_days", "train_cutoffs", "margin"}
+    assert set(dag.params.keys()) == {"horizon_days", "train_cutoffs", "margin", "approval"}
 
 
 @pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.stem)
