@@ -126,7 +126,7 @@ def invoke(
         # (timestamptz), which Spark does not parse; they test the models' logic on those two.
         # dbt-spark's snapshots need MERGE (Delta Lake, Iceberg, Hudi: jars not on PyPI), so on
         # Spark's Parquet tables snap_members keeps no history.
-        command += ["--exclude-resource-type", "unit_test", "snapshot"]
+        command += ["--exclude-resource-type", "unit_test", "--exclude", "resource_type:snapshot"]
     if target == "spark" and args and args[0] in ("build", "run") and "--full-refresh" not in args:
         # Spark's Parquet tables have no row-level delete: incremental models are rebuilt whole
         # (macros/spark_incremental.sql).

@@ -9,6 +9,7 @@ fetched at run time (no ``spark.jars.packages``): PySpark's wheel carries every 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -63,6 +64,9 @@ def session(settings: Settings):
     from pyspark.sql import SparkSession
 
     spark_dir(settings).mkdir(parents=True, exist_ok=True)
+    # Python UDFs (MLflow's scoring UDF) run in this interpreter's environment, not in whatever
+    # `python3` is first on PATH (the SparkContext reads the variable as it starts).
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.enableHiveSupport()
     for name, value in session_conf(settings).items():
         builder = builder.config(name, value)
