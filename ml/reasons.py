@@ -40,6 +40,16 @@ def _plural(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
 
+def _times(ratio: float) -> str:
+    """``1.6`` -> "about one and a half times", ``2.2`` -> "about twice", ``3.6`` -> "about 4
+    times": never "1x", which reads as no longer than usual."""
+    if ratio < 1.75:
+        return "about one and a half times"
+    if ratio < 2.5:
+        return "about twice"
+    return f"about {ratio:.0f} times"
+
+
 def _few_purchases(count: int) -> str:
     if count == 0:
         return "no purchase in the last 90 days"
@@ -128,10 +138,11 @@ REASON_CODES: tuple[ReasonCode, ...] = (
     ),
     ReasonCode(
         "recency_x_rate",
-        lambda r, m: r["recency_x_rate"] > max(m, 1.0),
+        # At least half again the usual gap: a gap of 1.1 times is the member's own rhythm.
+        lambda r, m: r["recency_x_rate"] >= max(m, 1.5),
         lambda r: (
-            "quiet for longer than usual: about "
-            f"{r['recency_x_rate']:.0f}x the member's typical gap between purchases"
+            f"quiet for longer than usual: {_times(r['recency_x_rate'])} the member's "
+            "typical gap between purchases"
         ),
     ),
     ReasonCode(
@@ -164,13 +175,72 @@ REASON_CODES: tuple[ReasonCode, ...] = (
 )
 
 
+def _spend_up(row) -> float:
+    """Spend in the last 90 days against the 90 days before, in percent (the prior is > 0)."""
+    before = float(row["spend_90d"]) - float(row["spend_90d_change"])
+    return 100.0 * float(row["spend_90d_change"]) / before
+
+
+def _spend_before(frame: pd.DataFrame) -> pd.Series:
+    return frame["spend_90d"] - frame["spend_90d_change"]
+
+
+# Strengths: what makes a member a good relationship, for programs that thank and invite (the
+# advocates) rather than win back. They read the same point-in-time features as the risk codes,
+# and fire on the favourable side only: a member is never thanked for a detractor answer.
+STRENGTH_CODES: tuple[ReasonCode, ...] = (
+    ReasonCode(
+        "latest_nps_score",
+        lambda r, m: r["latest_nps_score"] >= 9,
+        lambda r: f"promoter in the last survey (NPS {_n(r, 'latest_nps_score')})",
+    ),
+    ReasonCode(
+        "spend_90d_change",
+        lambda r, m: (_spend_before(r) > 0) & (r["spend_90d_change"] >= 0.1 * _spend_before(r)),
+        lambda r: f"spend up {_spend_up(r):.0f}% over the last 90 days",
+        reads=("spend_90d",),
+    ),
+    ReasonCode(
+        "positive_moments_90d",
+        lambda r, m: r["positive_moments_90d"] >= 1,
+        lambda r: (
+            f"{_plural(_n(r, 'positive_moments_90d'), 'good experience')} in the last 90 days"
+        ),
+    ),
+    ReasonCode(
+        "latest_ces_score",
+        lambda r, m: r["latest_ces_score"] >= 6,
+        lambda r: f"found it easy to get help (effort score {_n(r, 'latest_ces_score')} of 7)",
+    ),
+    ReasonCode(
+        "transactions_90d",
+        lambda r, m: (r["transactions_90d"] >= 3) & (r["transactions_90d"] > m),
+        lambda r: f"{_n(r, 'transactions_90d')} purchases in the last 90 days",
+    ),
+    ReasonCode(
+        "tenure_days",
+        lambda r, m: r["tenure_days"] >= 730,
+        lambda r: f"a member for {_n(r, 'tenure_days') // 365} years",
+    ),
+)
+
+
+def top_strengths(features: pd.DataFrame, k: int = 3) -> np.ndarray:
+    """Up to ``k`` strengths per row of ``features`` (customer_360 columns), strongest first:
+    the member's distance from the median on each code's feature, as for the risk reasons."""
+    return top_reasons(features, None, k, codes=STRENGTH_CODES)
+
+
 def _percentile_distance(values: pd.Series) -> pd.Series:
     """How far each value is from the median, as |percentile - 0.5| (0 to 0.5)."""
     return (values.rank(pct=True) - 0.5).abs().fillna(0.0)
 
 
 def top_reasons(
-    features: pd.DataFrame, importance: pd.DataFrame | None = None, k: int = 3
+    features: pd.DataFrame,
+    importance: pd.DataFrame | None = None,
+    k: int = 3,
+    codes: tuple[ReasonCode, ...] = REASON_CODES,
 ) -> np.ndarray:
     """Up to ``k`` reasons per row of ``features`` (the churn model frame), in rank order: an
     array of ``len(features)`` rows and ``k`` columns, None where a member has fewer reasons.
@@ -185,7 +255,7 @@ def top_reasons(
         weights = dict(
             zip(importance["feature"], np.clip(importance["importance"], 0, None), strict=False)
         )
-    codes = [c for c in REASON_CODES if c.feature in features.columns]
+    codes = [c for c in codes if c.feature in features.columns]
     rows = len(features)
     if not codes or not rows:
         return np.full((rows, k), None, dtype=object)

@@ -22,9 +22,13 @@ from programs import eligibility
 from programs.members import KNOWN_VALUES, member_columns
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
-TOP_LEVEL_FIELDS = ("defaults", "programs")
+TOP_LEVEL_FIELDS = ("defaults", "global_holdout", "programs")
+HOLDOUT_FIELDS = ("share", "salt")
+# What the export's reason columns say: why the member is at risk, or what makes them a good
+# relationship (an advocate's reasons are strengths, never churn reasons such as "detractor").
+REASON_SETS = ("risk", "strengths")
 DEFAULT_FIELDS = ("control_share", "response_window_days", "contact")
-CONTACT_FIELDS = ("opt_in_required", "exclude_contacted_within_days")
+CONTACT_FIELDS = ("opt_in_required", "exclude_contacted_within_days", "contact_within_days")
 PROGRAM_FIELDS = (
     "name",
     "title",
@@ -32,12 +36,17 @@ PROGRAM_FIELDS = (
     "priority",
     "enabled",
     "eligibility",
+    "reasons",
     *DEFAULT_FIELDS,
 )
 BUILT_IN_DEFAULTS = {
     "control_share": 0.10,
     "response_window_days": 60,
-    "contact": {"opt_in_required": True, "exclude_contacted_within_days": 30},
+    "contact": {
+        "opt_in_required": True,
+        "exclude_contacted_within_days": 30,
+        "contact_within_days": 7,
+    },
 }
 
 
@@ -51,6 +60,9 @@ class ContactRules:
 
     opt_in_required: bool
     exclude_contacted_within_days: int
+    # Days after the cycle date by which the members should be contacted: the response window
+    # starts on the cycle date, so a late contact shortens it (the report's "by when").
+    contact_within_days: int = 7
 
 
 @dataclass(frozen=True)
@@ -66,6 +78,7 @@ class Program:
     response_window_days: int
     contact: ContactRules
     enabled: bool = True
+    reasons: str = "risk"
 
     def rules(self) -> eligibility.Rules:
         return eligibility.Rules(
@@ -78,12 +91,31 @@ class Program:
 
 
 @dataclass(frozen=True)
+class GlobalHoldout:
+    """Members no program ever contacts: those whose SHA-256 of ``salt|member_id`` falls in the
+    lowest ``share``. Fixed by the member and the salt alone, so the same members stay out in
+    every cycle (the per-program controls are drawn anew each cycle); comparing them with
+    everyone else measures what all the programs together do."""
+
+    share: float
+    salt: str
+
+    def draw(self, member_id: str) -> float:
+        digest = hashlib.sha256(f"{self.salt}|{member_id}".encode()).digest()
+        return int.from_bytes(digest[:8], "big") / 2**64
+
+    def holds(self, member_id: str) -> bool:
+        return self.draw(member_id) < self.share
+
+
+@dataclass(frozen=True)
 class ProgramsConfig:
     """The enabled programs in priority order, and the file's checksum (recorded per cycle)."""
 
     programs: tuple[Program, ...]
     sha256: str
     source: str
+    holdout: GlobalHoldout | None = None
 
     def by_name(self) -> dict[str, Program]:
         return {p.name: p for p in self.programs}
@@ -187,6 +219,9 @@ def _contact(block, base: Mapping, where: _Where) -> ContactRules:
             where,
             minimum=0,
         ),
+        contact_within_days=_as_int(
+            merged["contact_within_days"], "contact.contact_within_days", where, minimum=1
+        ),
     )
 
 
@@ -211,6 +246,12 @@ def _defaults(block, source: str) -> dict:
         "defaults.contact.exclude_contacted_within_days",
         where,
         minimum=0,
+    )
+    _as_int(
+        merged["contact"]["contact_within_days"],
+        "defaults.contact.contact_within_days",
+        where,
+        minimum=1,
     )
     return merged
 
@@ -262,7 +303,36 @@ def _program(block, index: int, defaults: Mapping, columns, source: str) -> Prog
         ),
         contact=_contact(block.get("contact"), defaults["contact"], where),
         enabled=_as_bool(block.get("enabled", True), "enabled", where),
+        reasons=_reason_set(block.get("reasons", "risk"), where),
     )
+
+
+def _reason_set(value, where: _Where) -> str:
+    if value not in REASON_SETS:
+        raise where.error("reasons", f"must be one of {', '.join(REASON_SETS)}, not {value!r}")
+    return value
+
+
+def _holdout(block, source: str) -> GlobalHoldout | None:
+    where = _Where(source)
+    if block is None:
+        return None
+    if not isinstance(block, Mapping):
+        raise where.error("global_holdout", "must be a block with share and salt")
+    _unknown_fields(block, HOLDOUT_FIELDS, where, prefix="global_holdout.")
+    for required in HOLDOUT_FIELDS:
+        if required not in block:
+            raise where.error(f"global_holdout.{required}", "is required")
+    salt = block["salt"]
+    if not isinstance(salt, str) or not salt.strip():
+        raise where.error("global_holdout.salt", f"must be non-empty text, not {salt!r}")
+    share = block["share"]
+    if isinstance(share, bool) or not isinstance(share, int | float) or not 0 < share <= 0.2:
+        raise where.error(
+            "global_holdout.share",
+            f"must be a number above 0 and at most 0.2 (a share of all members), not {share!r}",
+        )
+    return GlobalHoldout(float(share), salt.strip())
 
 
 def _check_overlaps(programs: list[Program], source: str) -> None:
@@ -311,6 +381,7 @@ def parse(text: str, source: str = "programs.yml", columns=None) -> ProgramsConf
         programs=tuple(enabled),
         sha256=hashlib.sha256(text.encode()).hexdigest(),
         source=source,
+        holdout=_holdout(document.get("global_holdout"), source),
     )
 
 

@@ -42,9 +42,11 @@ def cycles_frame(
     on: date,
     model_version: str,
     skipped: dict[str, str] | None = None,
+    holdout_members: int = 0,
 ) -> pd.DataFrame:
-    """``program_cycles`` rows: each program's rules in this cycle, its funnel, and why it was
-    skipped (``skipped``: ``{program: reason}``)."""
+    """``program_cycles`` rows: each program's rules in this cycle, its funnel, why it was
+    skipped (``skipped``: ``{program: reason}``) and the global holdout (``holdout_members``:
+    the open members in it this cycle)."""
     skipped = skipped or {}
     groups = assignments.groupby(["program", "assignment_group"]).size()
     rows = []
@@ -66,6 +68,10 @@ def cycles_frame(
                 "model_version": model_version,
                 "config_sha256": config.sha256,
                 "skipped_reason": skipped.get(program.name),
+                "global_holdout_share": config.holdout.share if config.holdout else 0.0,
+                "global_holdout_members": holdout_members,
+                "reasons": program.reasons,
+                "contact_within_days": program.contact.contact_within_days,
             }
         )
     return pd.DataFrame(rows, columns=list(tables.CYCLE_COLUMNS))
@@ -83,10 +89,13 @@ def assign(store: Store, settings: Settings) -> dict:
     skipped = eligibility.skipped(rules, unavailable)
     for program, reason in skipped.items():
         log.warning("program %s skipped in the cycle of %s: %s", program, on, reason)
-    selected, funnel = eligibility.select(frame, rules, history, on, skip=skipped)
+    held_out = global_holdout(config, frame)
+    selected, funnel = eligibility.select(
+        frame, rules, history, on, skip=skipped, global_holdout=held_out
+    )
     rows = assignment.assign(selected, on, {p.name: p.control_share for p in config.programs})
     model_version = str(frame["model_version"].iloc[0]) if len(frame) else ""
-    cycles = cycles_frame(config, funnel, rows, on, model_version, skipped)
+    cycles = cycles_frame(config, funnel, rows, on, model_version, skipped, len(held_out))
     tables.write_assignments(store, on, rows, cycles)
     return {
         "cycle_date": on.isoformat(),
@@ -95,7 +104,15 @@ def assign(store: Store, settings: Settings) -> dict:
             for r in cycles.itertuples()
         },
         "skipped": skipped,
+        "global_holdout": len(held_out),
     }
+
+
+def global_holdout(config: program_config.ProgramsConfig, frame: pd.DataFrame) -> set[str]:
+    """The members of ``frame`` in the persistent global holdout (none without one)."""
+    if config.holdout is None:
+        return set()
+    return {m for m in frame["member_id"].astype(object) if config.holdout.holds(m)}
 
 
 def _text(value) -> str | None:
@@ -103,7 +120,14 @@ def _text(value) -> str | None:
     return None if value is None or pd.isna(value) else str(value)
 
 
-def _manifest(store, on: date, cycles: pd.DataFrame, frames: dict[str, pd.DataFrame]) -> dict:
+def _manifest(
+    store,
+    on: date,
+    cycles: pd.DataFrame,
+    frames: dict[str, pd.DataFrame],
+    reason_kinds: dict[str, str] | None = None,
+) -> dict:
+    reason_kinds = reason_kinds or {}
     versions = [
         _text(value)
         for value in store.read(
@@ -124,8 +148,10 @@ def _manifest(store, on: date, cycles: pd.DataFrame, frames: dict[str, pd.DataFr
         "programs_config_sha256": cycles["config_sha256"].iloc[0],
         "columns": exports.EXPORT_COLUMNS,
         "rules": (
-            "treatment members only (control groups are never exported); email only for members "
-            "who opted in to marketing; closed accounts left out"
+            "treatment members only (control groups and the global holdout are never exported); "
+            "email only for members who opted in to marketing; phone in a service program, or "
+            "for members who opted in; channel: email, else phone, else none; closed accounts "
+            "left out"
         ),
         "programs": [
             {
@@ -140,11 +166,25 @@ def _manifest(store, on: date, cycles: pd.DataFrame, frames: dict[str, pd.DataFr
                 "control": int(r.control),
                 "rows": len(frames[r.program]),
                 "rows_with_email": int(frames[r.program]["email"].notna().sum()),
+                "rows_with_phone": int(frames[r.program]["phone"].notna().sum()),
+                "channels": {
+                    channel: int((frames[r.program]["channel"] == channel).sum())
+                    for channel in exports.CHANNELS
+                },
+                "rows_without_channel": int((frames[r.program]["channel"] == "none").sum()),
+                "reasons": reason_kinds.get(r.program, "risk"),
                 "skipped_reason": _text(getattr(r, "skipped_reason", None)),
             }
             for r in cycles.sort_values("priority").itertuples()
         ],
     }
+
+
+def _reason_sets(cycles: pd.DataFrame) -> list[str]:
+    """Each cycle row's reason set (``risk`` in a table written before programs could choose)."""
+    if "reasons" not in cycles.columns:
+        return ["risk"] * len(cycles)
+    return [_text(value) or "risk" for value in cycles["reasons"]]
 
 
 def export(store: Store, settings: Settings, cycle_date: str) -> dict:
@@ -158,8 +198,14 @@ def export(store: Store, settings: Settings, cycle_date: str) -> dict:
     if cycles.empty:
         raise members.WarehouseNotReady(f"no program cycle on {on}: run the assign step")
     rows = exports.read_rows(store, on)
-    frames = {p: exports.program_frame(rows, p) for p in cycles["program"]}
-    manifest = _manifest(store, on, cycles, frames)
+    reason_sets = dict(zip(cycles["program"], _reason_sets(cycles), strict=True))
+    frames = {
+        p: exports.program_frame(
+            rows, p, exports.strength_reasons(store, on, p) if kind == "strengths" else None
+        )
+        for p, kind in reason_sets.items()
+    }
+    manifest = _manifest(store, on, cycles, frames, reason_sets)
     path = exports.write_cycle(
         settings.exports_dir, on, frames, manifest, group=settings.personal_file_group
     )
@@ -207,7 +253,7 @@ def publish(store: Store, settings: Settings) -> str:
 def report(store: Store, settings: Settings) -> dict:
     """Step 5: gather, render and publish the segment report; returns its path and timing."""
     started = time.perf_counter()
-    data = segment_report.gather(store, settings.exports_dir)
+    data = segment_report.gather(store, settings.exports_dir, settings.data_dir)
     html = segment_report.render(data)
     path = segment_report.write(settings.reports_dir, html, data.as_of)
     return {

@@ -300,6 +300,7 @@ def _program_matches(program: Rules, members: pd.DataFrame) -> pd.Series:
 
 FUNNEL_STEPS = (
     "matched",
+    "in_global_holdout",
     "not_opted_in",
     "contacted_recently",
     "held_in_control",
@@ -348,12 +349,15 @@ def select(
     history: pd.DataFrame,
     on: date,
     skip: Mapping[str, str] | None = None,
+    global_holdout: set[str] | frozenset[str] = frozenset(),
 ) -> tuple[pd.DataFrame, dict[str, dict[str, int]]]:
     """``(member_id, program, priority)`` for the members each program keeps, and the funnel.
 
     The funnel counts, per program, the members its condition matched and where they went (not
     opted in, contacted recently, held in an open control group, taken by a program of higher
-    priority), ending with the eligible count that the control draw splits. Programs named in
+    priority), ending with the eligible count that the control draw splits. Members in
+    ``global_holdout`` (the persistent holdout no program contacts) are left out first. Programs
+    named in
     ``skip`` (see ``skipped``) are not evaluated: no members, a funnel of zeros, and they take
     nobody from the programs after them.
     """
@@ -374,6 +378,9 @@ def select(
         matched = _program_matches(program, open_members)
         counts = {"matched": int(matched.sum())}
         keep = matched.copy()
+        held_out = ids.isin(global_holdout)
+        counts["in_global_holdout"] = int((keep & held_out).sum())
+        keep &= ~held_out
         if program.opt_in_required:
             counts["not_opted_in"] = int((keep & ~opted_in).sum())
             keep &= opted_in

@@ -13,8 +13,10 @@ its content, and only then do ``<cycle_date>`` and ``latest`` switch to it (a sy
 hold no wall-clock time and rows are sorted by member id, so rerunning a cycle on the same
 warehouse gives the same bytes (and the same build folder).
 
-Only treatment members are exported; an email only for members who opted in to marketing. Both
-rules are checked again on the finished frame before anything is written.
+Only treatment members are exported; an email only for members who opted in to marketing; a
+phone number in a service program (``opt_in_required: false``: a follow-up of the member's own
+experience, as the cases are) or for members who opted in; and a ``channel`` column says which to
+use. These rules are checked again on the finished frame before anything is written.
 
 The files hold names and emails: a build is readable by its owner only (files 0400, the folder
 0700), or also by the group ``CX_PERSONAL_FILE_GROUP`` names (0440, 0750); never by everyone.
@@ -45,10 +47,23 @@ EXPORT_COLUMNS: dict[str, str] = {
         "has no segment model (no survey responses to learn segments from)"
     ),
     "risk_band": "churn risk in the next 90 days: high (50%+), medium (25-50%) or low",
-    "reason_1": "the strongest reason behind the risk, in plain words (may be empty)",
+    "reason_1": (
+        "the strongest reason, in plain words (may be empty): behind the risk, or, in a program "
+        "with reasons: strengths (the advocates), what makes the member a good relationship"
+    ),
     "reason_2": "the second reason (may be empty)",
     "reason_3": "the third reason (may be empty)",
+    "phone": (
+        "phone number (E.164) where the member allows the contact: in a service program "
+        "(opt_in_required: false) for every member with a valid number, in a marketing program "
+        "only for members who opted in; empty otherwise"
+    ),
+    "channel": (
+        "how to reach the member: email when an email is exported, else phone when a phone is, "
+        "else none (the manifest and the report count them)"
+    ),
 }
+CHANNELS = ("email", "phone", "none")
 BUILDS = ".builds"
 LATEST = "latest"
 _CYCLE_NAME = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -59,12 +74,17 @@ select
     assignments.member_id,
     contacts.first_name,
     case when coalesce(contacts.marketing_opt_in, false) then contacts.email end as email,
+    case
+        when coalesce(contacts.marketing_opt_in, false) or not cycles.opt_in_required
+            then contacts.phone_e164
+    end as phone,
     scores.predicted_segment as segment,
     scores.risk_band,
     scores.reason_1,
     scores.reason_2,
     scores.reason_3,
     coalesce(contacts.marketing_opt_in, false) as marketing_opt_in,
+    cycles.opt_in_required,
     assignments.assignment_group
 from program_assignments as assignments
 inner join program_cycles as cycles
@@ -90,14 +110,51 @@ def read_rows(store, on: date) -> pd.DataFrame:
     return store.read(EXPORT_SQL, [on])
 
 
-def program_frame(rows: pd.DataFrame, program: str) -> pd.DataFrame:
+def channels(email: pd.Series, phone: pd.Series) -> pd.Series:
+    """Which way to reach each member: email when there is one, else phone, else none."""
+    chosen = pd.Series("none", index=email.index, dtype=object)
+    chosen[phone.notna()] = "phone"
+    chosen[email.notna()] = "email"
+    return chosen
+
+
+def strength_reasons(store, on: date, program: str) -> pd.DataFrame:
+    """``member_id, reason_1..3``: the strengths (``ml.reasons.top_strengths``) of the treated
+    members of ``program`` in cycle ``on``, from customer_360 as of the cycle date (empty when
+    customer_360 has moved on to a later date: the reasons are then left empty, not guessed)."""
+    from ml.reasons import top_strengths
+
+    features = store.read(
+        "select * from customer_360 where as_of_date = $1 and member_id in ("
+        "select member_id from program_assignments where cycle_date = $1 and program = $2) "
+        "order by member_id",
+        [on, program],
+    )
+    found = top_strengths(features)
+    return pd.DataFrame(
+        {
+            "member_id": features["member_id"].astype(object),
+            **{f"reason_{i + 1}": found[:, i] for i in range(found.shape[1])},
+        }
+    )
+
+
+def program_frame(
+    rows: pd.DataFrame, program: str, reasons: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """The export of one program: its treatment members, only the export columns, by member id.
 
-    Raises ``ExportError`` if a control member or an email of a member without opt-in is left.
+    ``reasons`` (``member_id, reason_1..3``), when given, replaces the scores' risk reasons (a
+    program with ``reasons: strengths``). Raises ``ExportError`` if a control member, an email
+    of a member without opt-in or a marketing phone without opt-in is left.
     """
     mine = rows[rows["program"] == program]
     treated = mine[mine["assignment_group"] == "treatment"]
+    if reasons is not None:
+        kept = [c for c in treated.columns if not c.startswith("reason_")]
+        treated = treated[kept].merge(reasons, on="member_id", how="left")
     out = treated.sort_values("member_id", ignore_index=True)
+    out["channel"] = channels(out["email"], out["phone"])
     check(out, controls=set(mine.loc[mine["assignment_group"] == "control", "member_id"]))
     return out[list(EXPORT_COLUMNS)].astype(object).where(out[list(EXPORT_COLUMNS)].notna(), None)
 
@@ -111,6 +168,17 @@ def check(frame: pd.DataFrame, controls: set[str]) -> None:
         emailed = frame["email"].notna() & ~frame["marketing_opt_in"].astype(bool)
         if emailed.any():
             raise ExportError(f"{int(emailed.sum())} emails of members without opt-in")
+        if "phone" in frame and "opt_in_required" in frame:
+            called = (
+                frame["phone"].notna()
+                & frame["opt_in_required"].astype(bool)
+                & ~frame["marketing_opt_in"].astype(bool)
+            )
+            if called.any():
+                raise ExportError(
+                    f"{int(called.sum())} phone numbers of members without opt-in in a marketing "
+                    "program"
+                )
 
 
 def sha256(path: Path) -> str:

@@ -267,6 +267,113 @@ order by assigned.program, assigned.cycle_date, assigned.member_id
 """
 
 
+POWER = 0.8
+
+
+def minimum_detectable_effect(
+    sd: float, n_t: int, n_c: int, confidence: float = CONFIDENCE, power: float = POWER
+) -> float | None:
+    """The smallest true difference a two-sided test at ``1 - confidence`` finds with
+    probability ``power``, for groups of ``n_t`` and ``n_c`` members whose outcome has standard
+    deviation ``sd``: ``(z_(1-alpha/2) + z_power) * sd * sqrt(1/n_t + 1/n_c)``. None when a
+    group is empty (nothing to compare)."""
+    if n_t < 1 or n_c < 1 or sd is None or math.isnan(sd):
+        return None
+    z = _z(confidence) + NormalDist().inv_cdf(power)
+    return z * sd * math.sqrt(1 / n_t + 1 / n_c)
+
+
+BASELINE_SQL = """
+with
+
+cycle as (
+    select program, cycle_date, response_window_days, treatment, control
+    from program_cycles
+    where cycle_date = $cycle_date and skipped_reason is null
+),
+
+assigned as (
+    select
+        assignments.program,
+        assignments.member_id,
+        cycle.response_window_days
+    from program_assignments as assignments
+    inner join cycle
+        on assignments.program = cycle.program and assignments.cycle_date = cycle.cycle_date
+),
+
+before as (
+    select
+        assigned.program,
+        assigned.member_id,
+        count(transactions.transaction_id) filter (where transactions.amount > 0) as purchases,
+        coalesce(sum(transactions.amount), 0) as spend
+    from assigned
+    left join fct_transactions as transactions
+        on assigned.member_id = transactions.member_id
+        and transactions.occurred_at >= $cycle_date + 1 - assigned.response_window_days
+        and transactions.occurred_at < $cycle_date + 1
+    group by assigned.program, assigned.member_id
+)
+
+select
+    cycle.program,
+    cycle.response_window_days,
+    cycle.treatment,
+    cycle.control,
+    count(before.member_id) as members,
+    avg(case when before.purchases > 0 then 1.0 else 0.0 end) as retention_rate,
+    stddev_samp(cast(before.spend as double)) as spend_sd,
+    avg(cast(before.spend as double)) as spend_mean
+from cycle
+left join before on cycle.program = before.program
+group by cycle.program, cycle.response_window_days, cycle.treatment, cycle.control
+order by cycle.program
+"""
+
+
+def detectable_effects(store, on: date) -> pd.DataFrame:
+    """Each program's minimum detectable effect in cycle ``on`` (power 0.8, 95% two-sided), on
+    retention (percentage points) and spend per member, before any outcome is in.
+
+    The outcome's spread comes from history: the same members over the window of the same
+    length just before the cycle (share who bought, and the spread of their net spend), the
+    best guess of how the outcome varies without knowing the program's effect.
+    """
+    columns = [
+        "program",
+        "treatment",
+        "control",
+        "baseline_retention",
+        "retention_mde",
+        "spend_sd",
+        "spend_mde",
+    ]
+    if not (store.exists("program_cycles") and store.exists("program_assignments")):
+        return pd.DataFrame(columns=columns)
+    rows = []
+    for r in store.read(BASELINE_SQL, {"cycle_date": on}).itertuples(index=False):
+        n_t, n_c = int(r.treatment), int(r.control)
+        p = None if pd.isna(r.retention_rate) else float(r.retention_rate)
+        sd = None if pd.isna(r.spend_sd) else float(r.spend_sd)
+        rows.append(
+            {
+                "program": r.program,
+                "treatment": n_t,
+                "control": n_c,
+                "baseline_retention": p,
+                "retention_mde": (
+                    minimum_detectable_effect(math.sqrt(p * (1 - p)), n_t, n_c)
+                    if p is not None
+                    else None
+                ),
+                "spend_sd": sd,
+                "spend_mde": minimum_detectable_effect(sd, n_t, n_c) if sd is not None else None,
+            }
+        )
+    return pd.DataFrame(rows, columns=columns)
+
+
 def measured_through(store) -> date:
     """The last day the warehouse holds activity for: outcomes are known up to it."""
     latest = store.read("select max(activity_date) as through from fct_member_daily").iloc[0, 0]

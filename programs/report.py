@@ -19,7 +19,7 @@ import os
 import re
 import tempfile
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from html import escape
 from pathlib import Path
 
@@ -84,6 +84,8 @@ class ReportData:
     no_segments: str | None = None  # why the scores carry no segment ("no segment model: ...")
     cases: dict | None = None  # programs.cases.summary: open, overdue, time to close, retention
     topics: dict | None = None  # programs.topics.summary: top negative topics and their trend
+    # Each program's minimum detectable effect in the latest cycle (programs.lift).
+    detectable: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -153,10 +155,25 @@ def _reasons(current: pd.DataFrame) -> pd.DataFrame:
     return counts.sort_values(["members", "reason"], ascending=[False, True], ignore_index=True)
 
 
-def gather(store, exports_dir: Path | None = None) -> ReportData:
-    """Read the report's data from the warehouse (``store``) and the exports' manifest."""
+def shown_path(path: Path, data_dir: Path | None) -> str:
+    """``path`` as the report shows it: relative to the data folder (``CX_DATA_DIR``) when it is
+    inside it, so the page names no server's absolute path; else only its last two parts."""
+    if data_dir is not None:
+        try:
+            # Not resolve(): ``latest`` is a symlink, and the page names the link, which stays.
+            inside = Path(os.path.abspath(path)).relative_to(os.path.abspath(data_dir))
+            return inside.as_posix()
+        except ValueError:
+            pass
+    return Path(*Path(path).parts[-2:]).as_posix()
+
+
+def gather(store, exports_dir: Path | None = None, data_dir: Path | None = None) -> ReportData:
+    """Read the report's data from the warehouse (``store``) and the exports' manifest; paths
+    are shown relative to ``data_dir``."""
     from programs.cases import summary as case_summary
     from programs.exports import read_manifest
+    from programs.lift import detectable_effects
     from programs.topics import summary as topics_summary
 
     dates = [
@@ -227,11 +244,18 @@ def gather(store, exports_dir: Path | None = None) -> ReportData:
         cycles=cycles,
         lift=lift_rows,
         key_drivers=driver_rows,
-        exports_path=str(exports_dir / "latest") if manifest and exports_dir else None,
+        exports_path=(
+            shown_path(exports_dir / "latest", data_dir) if manifest and exports_dir else None
+        ),
         manifest=manifest,
         no_segments=no_segments,
         cases=case_summary(store, as_of),
         topics=topics_summary(store, as_of),
+        detectable=(
+            detectable_effects(store, pd.Timestamp(cycles["cycle_date"].max()).date())
+            if len(cycles)
+            else pd.DataFrame()
+        ),
     )
 
 
@@ -449,6 +473,11 @@ def _money(value: float) -> str:
     return f"{value:+,.2f}"
 
 
+def _count(value) -> str:
+    """A funnel count; empty for a column a cycle written before it existed lacks."""
+    return "" if value is None or pd.isna(value) else f"{int(value):,}"
+
+
 def _skipped(cycles: pd.DataFrame) -> pd.Series:
     """Why each row's program was skipped (None where it ran; tables from before could skip)."""
     if "skipped_reason" not in cycles.columns:
@@ -488,6 +517,7 @@ def _program_sizes(cycles: pd.DataFrame, titles: dict[str, str]) -> str:
     )
     columns = (
         "matched",
+        "in_global_holdout",
         "not_opted_in",
         "contacted_recently",
         "held_in_control",
@@ -500,7 +530,7 @@ def _program_sizes(cycles: pd.DataFrame, titles: dict[str, str]) -> str:
     rows = "".join(
         f"<tr><td>{escape(titles.get(r.program, r.program))}</td><td>{r.priority}</td>"
         + (
-            "".join(f"<td>{int(getattr(r, c)):,}</td>" for c in columns)
+            "".join(f"<td>{_count(getattr(r, c, None))}</td>" for c in columns)
             if reason is None
             else f"<td colspan='{len(columns)}' class='empty'>skipped (see above)</td>"
         )
@@ -574,6 +604,126 @@ def _lift_block(lift_rows: pd.DataFrame, titles: dict[str, str]) -> str:
     return "".join(parts)
 
 
+def _last_result(lift_rows: pd.DataFrame, program: str, before) -> str:
+    """What the program's last measured cycle achieved, or when its first result is due."""
+    if lift_rows.empty:
+        return "first cycle: nothing to compare yet"
+    mine = lift_rows[
+        (lift_rows["program"] == program) & (pd.to_datetime(lift_rows["cycle_date"]) < before)
+    ]
+    measured = mine[mine["status"] == "measured"]
+    if measured.empty:
+        waiting = mine[mine["status"] == "window_open"]
+        if len(waiting):
+            due = pd.Timestamp(waiting["window_ends_on"].min()).date()
+            return f"no result yet: the first response window ends on {due}"
+        if len(mine):
+            return "too few members in a group to compare"
+        return "first cycle: nothing to compare yet"
+    last = measured[measured["cycle_date"] == measured["cycle_date"].max()]
+    cycle = pd.Timestamp(last["cycle_date"].iloc[0]).date()
+    parts = []
+    for metric, fmt, label in (
+        ("retention_rate", _pts, "retention"),
+        ("spend_per_member", _money, "spend per member"),
+    ):
+        row = last[last["metric"] == metric]
+        if row.empty:
+            continue
+        r = row.iloc[0]
+        parts.append(f"{label} {fmt(r.difference)} (95% CI {fmt(r.ci_low)} to {fmt(r.ci_high)})")
+    return f"cycle {cycle}: " + "; ".join(parts)
+
+
+def _manifest_programs(data: ReportData, cycle) -> dict[str, dict]:
+    """The latest manifest's program entries when it is the cycle's (else none)."""
+    if not data.manifest or str(data.manifest.get("cycle_date")) != str(cycle):
+        return {}
+    return {p["name"]: p for p in data.manifest.get("programs", [])}
+
+
+def _todo_section(data: ReportData) -> str:
+    """What to do this cycle: each program, whom to contact, how, by when, and what the last
+    cycle achieved. The page opens with it."""
+    if data.cycles.empty:
+        return ""
+    on = data.cycles["cycle_date"].max()
+    latest = data.cycles[data.cycles["cycle_date"] == on].sort_values("priority")
+    cycle = pd.Timestamp(on).date()
+    entries = _manifest_programs(data, cycle)
+    rows = []
+    for r, reason in zip(latest.itertuples(), _skipped(latest), strict=True):
+        title = escape(r.title)
+        if reason is not None:
+            rows.append(
+                f"<tr><td>{title}</td><td colspan='4' class='empty'>skipped this cycle "
+                "(why: see <a href='#programs'>Programs and lift</a>)</td></tr>"
+            )
+            continue
+        within = getattr(r, "contact_within_days", None)
+        within = 7 if within is None or pd.isna(within) else int(within)
+        by = cycle + timedelta(days=within)
+        entry = entries.get(r.program)
+        if entry and "channels" in entry:
+            channels = entry["channels"]
+            how = ", ".join(
+                f"{channels.get(c, 0):,} by {c}" for c in ("email", "phone") if channels.get(c)
+            )
+            if channels.get("none"):
+                how += f"{'; ' if how else ''}{channels['none']:,} with no channel"
+            file = f"<br><code>{escape(data.exports_path or 'latest')}/{r.program}.csv</code>"
+        else:
+            how, file = "", ""
+        rows.append(
+            f"<tr><td><b>{title}</b></td><td>{int(r.treatment):,}{file}</td>"
+            f"<td>{escape(how) or '-'}</td><td>{by}</td>"
+            f"<td>{escape(_last_result(data.lift, r.program, pd.Timestamp(on)))}</td></tr>"
+        )
+    holdout = ""
+    share = latest.get("global_holdout_share")
+    if share is not None and len(latest) and pd.notna(share.iloc[0]) and share.iloc[0] > 0:
+        held = latest["global_holdout_members"].iloc[0]
+        holdout = (
+            f"<p>{int(held):,} members ({share.iloc[0]:.0%}) are in the global holdout: no "
+            "program contacts them, in any cycle, so they show what all the programs together "
+            "change.</p>"
+        )
+    return f"""
+<section id="todo">
+  <h2>What to do this cycle ({cycle})</h2>
+  <p class="how">Contact the treated members of each program by the date shown: the response
+  window starts on the cycle date, so a late contact shortens it. The control groups are not in
+  the files and must not be contacted.</p>
+  <table><thead><tr><th>program</th><th>contact</th><th>how</th><th>by</th>
+  <th>what the last cycle achieved</th></tr></thead><tbody>{"".join(rows)}</tbody></table>
+  {holdout}
+</section>"""
+
+
+def _detectable_block(data: ReportData, titles: dict[str, str]) -> str:
+    """Each program's minimum detectable effect for this cycle's group sizes."""
+    if data.detectable.empty:
+        return ""
+    rows = "".join(
+        f"<tr><td>{escape(titles.get(r.program, r.program))}</td><td>{r.treatment:,}</td>"
+        f"<td>{r.control:,}</td>"
+        f"<td>{'' if pd.isna(r.baseline_retention) else f'{r.baseline_retention:.0%}'}</td>"
+        f"<td>{'-' if pd.isna(r.retention_mde) else f'{r.retention_mde * 100:.1f} pts'}</td>"
+        f"<td>{'-' if pd.isna(r.spend_mde) else f'{r.spend_mde:,.2f}'}</td></tr>"
+        for r in data.detectable.itertuples()
+    )
+    return f"""
+  <h3>Smallest effect this cycle can detect</h3>
+  <p class="how">Before any outcome is in: the smallest true lift each program would find 80% of
+  the time at the 5% level (two-sided), for its treated and control sizes, with the outcome's
+  spread taken from the same members over the window just before the cycle. A true effect
+  smaller than this will most likely read as "no proven effect"; a larger control share or
+  pooling cycles narrows it.</p>
+  <table><thead><tr><th>program</th><th>treated</th><th>control</th>
+  <th>retention before</th><th>retention lift</th><th>spend lift per member</th></tr></thead>
+  <tbody>{rows}</tbody></table>"""
+
+
 def _programs_section(data: ReportData) -> str:
     if data.cycles.empty:
         return """
@@ -596,6 +746,7 @@ def _programs_section(data: ReportData) -> str:
   the treated members are compared with the control group's.</p>
   {exports}
   {_program_sizes(data.cycles, titles)}
+  {_detectable_block(data, titles)}
   <h3>Lift</h3>
   {_lift_block(data.lift, titles)}
 </section>"""
@@ -692,6 +843,7 @@ def render(data: ReportData) -> str:
     from programs.topics import report_section as topics_section
 
     sections = [
+        _todo_section(data),
         _segments_section(data),
         "" if data.no_segments else _transitions_section(data),
         _risk_section(data),
@@ -723,7 +875,7 @@ def render(data: ReportData) -> str:
 <p class="meta">As of {data.as_of} · {data.members_scored:,} open members scored ·
 models {escape(data.model_version)}</p>
 {notice}
-<nav><a href="#segments">Segments</a>{transitions_link}<a href="#risk">Risk</a>
+<nav><a href="#todo">This cycle</a><a href="#segments">Segments</a>{transitions_link}<a href="#risk">Risk</a>
 <a href="#reasons">Reasons</a>{'<a href="#topics">Complaints</a>' if data.topics is not None else ""}<a href="#programs">Programs and lift</a>
 <a href="#cases">Cases</a><a href="#drivers">Key drivers</a></nav>
 {"".join(sections)}

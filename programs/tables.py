@@ -8,7 +8,8 @@ read ``warehouse/published/cx.duckdb``, refreshed by the cycle's ``publish`` ste
   (``treatment`` or ``control``); a rerun of a cycle replaces that cycle's rows.
 - ``program_cycles``: one row per program and cycle date: the program's rules in that cycle and
   its funnel (matched, left out and why, eligible, treatment, control), and why it was skipped
-  when it was (``skipped_reason``, e.g. no segment model; null when it ran).
+  when it was (``skipped_reason``, e.g. no segment model; null when it ran), and the global
+  holdout (its share, its open members that cycle, the matched members it kept out).
 - ``mart_program_lift``: one row per program, cycle and metric, re-measured every run as the
   response windows fill.
 - ``mart_key_drivers``: one row per as-of date, outcome and experience; a rerun replaces its date.
@@ -54,6 +55,12 @@ CYCLE_COLUMNS: dict[str, str] = {
     "config_sha256": "varchar",
     # Last, so a table written before it existed gains it with ALTER TABLE ... ADD COLUMN.
     "skipped_reason": "varchar",
+    # The persistent global holdout (programs.yml global_holdout), added after the columns above.
+    "in_global_holdout": "integer",
+    "global_holdout_share": "double",
+    "global_holdout_members": "integer",
+    "reasons": "varchar",
+    "contact_within_days": "integer",
 }
 
 LIFT_COLUMNS: dict[str, str] = {

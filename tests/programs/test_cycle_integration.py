@@ -76,7 +76,7 @@ def test_exports_hold_no_control_member_and_no_email_without_opt_in(two_cycles, 
         assert recovery.loc[~recovery["member_id"].map(contacts), "email"].isna().all()
         assert list(exported.columns[:-1]) == [
             "member_id", "first_name", "email", "segment", "risk_band",
-            "reason_1", "reason_2", "reason_3",
+            "reason_1", "reason_2", "reason_3", "phone", "channel",
         ]  # fmt: skip
 
 

@@ -52,8 +52,8 @@ def test_each_member_joins_the_first_program_by_priority_and_closed_accounts_nev
     assert "M6" not in by_member  # closed
     assert "M2" not in by_member  # high risk, but not opted in to the marketing program
     assert funnel["recovery"] == {
-        "matched": 2, "not_opted_in": 0, "contacted_recently": 0, "held_in_control": 0,
-        "taken_by_higher_priority": 0, "eligible": 2,
+        "matched": 2, "in_global_holdout": 0, "not_opted_in": 0, "contacted_recently": 0,
+        "held_in_control": 0, "taken_by_higher_priority": 0, "eligible": 2,
     }  # fmt: skip
     assert funnel["nurture"]["matched"] == 5
     assert funnel["nurture"]["not_opted_in"] == 1

@@ -28,7 +28,9 @@ def _rows() -> pd.DataFrame:
             "reason_1": ["no purchase in 90 days, or more", None, "x", "y", "z"],
             "reason_2": None,
             "reason_3": None,
+            "phone": ["+15550003", "+15550001", None, "+15550004", "+15550005"],
             "marketing_opt_in": [True, True, False, True, True],
+            "opt_in_required": True,
             "assignment_group": ["treatment", "treatment", "treatment", "control", "treatment"],
         }
     )
