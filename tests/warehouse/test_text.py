@@ -272,3 +272,19 @@ def test_the_eval_report_gives_precision_and_recall_per_class_beside_vader(tmp_p
     assert "too few labelled comments" in few
     assert [line.split()[0] for line in few.splitlines()[2:]] == ["VADER", "VADER"]
     assert "not the benchmark" in cli.handwritten_report()
+
+
+def test_a_new_scorer_rescores_the_lake_once(tmp_path):
+    import json
+
+    from warehouse.text.enrich import prepare_scorer, scorer_id
+
+    lake = tmp_path / "lake"
+    first = prepare_scorer(lake, tracking_uri=None)
+    assert first.rescore and isinstance(first.scorer, rules.LexiconScorer)
+    first.done()
+    assert not prepare_scorer(lake, tracking_uri=None).rescore
+    # Another reader wrote the lake's files (a champion, or rules since edited): read them again.
+    first.marker.write_text(json.dumps({"scorer": "cx_sentiment v1 rules 000000000000"}))
+    again = prepare_scorer(lake, tracking_uri=None)
+    assert again.rescore and scorer_id(again.scorer).startswith("vader+lexicon lexicon rules ")
