@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -121,15 +120,11 @@ def connection_params(env: Mapping[str, str] | None = None) -> dict[str, object]
     }
 
 
-@contextmanager
-def connect(params: Mapping[str, object] | None = None) -> Iterator[object]:
-    import psycopg2
+def connect(params: Mapping[str, object] | None = None):
+    """The warehouse's PostgreSQL connection, from the store (the one door to the warehouse)."""
+    from warehouse.store import postgres_connection
 
-    connection = psycopg2.connect(**(params or connection_params()))
-    try:
-        yield connection
-    finally:
-        connection.close()
+    return postgres_connection(params or connection_params())
 
 
 def _checksum(path: Path) -> str:

@@ -513,6 +513,20 @@ class _PostgresWriter(_WriterBase):
                         cursor.execute(f"grant select on {self._name(table)} to {role}")
 
 
+@contextmanager
+def postgres_connection(params: Mapping[str, object]) -> Iterator[object]:
+    """A plain psycopg2 connection to the PostgreSQL warehouse, for dbt's bulk loader of the raw
+    lake copy (``warehouse/load_postgres.py``: ``COPY`` from files), which the store's verbs do
+    not cover. Closed at the end of the block."""
+    import psycopg2
+
+    connection = psycopg2.connect(**params)
+    try:
+        yield connection
+    finally:
+        connection.close()
+
+
 def postgres_uri(settings) -> str:
     from urllib.parse import quote
 
