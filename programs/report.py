@@ -704,13 +704,16 @@ def _detectable_block(data: ReportData, titles: dict[str, str]) -> str:
     """Each program's minimum detectable effect for this cycle's group sizes."""
     if data.detectable.empty:
         return ""
+    order = {name: position for position, name in enumerate(titles)}  # priority order
     rows = "".join(
         f"<tr><td>{escape(titles.get(r.program, r.program))}</td><td>{r.treatment:,}</td>"
         f"<td>{r.control:,}</td>"
         f"<td>{'' if pd.isna(r.baseline_retention) else f'{r.baseline_retention:.0%}'}</td>"
         f"<td>{'-' if pd.isna(r.retention_mde) else f'{r.retention_mde * 100:.1f} pts'}</td>"
         f"<td>{'-' if pd.isna(r.spend_mde) else f'{r.spend_mde:,.2f}'}</td></tr>"
-        for r in data.detectable.itertuples()
+        for r in data.detectable.sort_values(
+            "program", key=lambda names: names.map(order)
+        ).itertuples()
     )
     return f"""
   <h3>Smallest effect this cycle can detect</h3>
