@@ -264,7 +264,9 @@ def top_reasons(
     keys = np.full((rows, len(codes)), np.inf)
     for position, code in enumerate(codes):
         values = features[code.feature]
-        median = float(values.median())
+        # A column nobody has (e.g. no survey answers among these members) has no median.
+        median = values.median()
+        median = float(median) if pd.notna(median) else float("nan")
         fired = values.notna() & code.fires(features, median).fillna(False).astype(bool)
         if code.feature in ("nps_score_change", "latest_nps_score"):
             fired &= features["latest_nps_score"].notna()

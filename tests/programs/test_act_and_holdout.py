@@ -228,3 +228,21 @@ def test_the_report_opens_with_the_cycles_plan_and_shows_no_absolute_path(two_cy
     assert set(data.detectable["program"]) == set(latest.loc[latest["treatment"] > 0, "program"])
     assert (data.detectable["retention_mde"].dropna() > 0).all()
     assert "Smallest effect this cycle can detect" in html
+
+
+def test_strength_reasons_read_the_cycles_treated_members_on_both_warehouses(two_cycles):
+    store = two_cycles.store
+    on = pd.Timestamp(
+        store.read("select max(cycle_date) as on_date from program_cycles").iloc[0, 0]
+    ).date()
+    assigned = store.read(
+        "select member_id from program_assignments where cycle_date = $1 "
+        "and program = 'advocates' order by member_id",
+        [on],
+    )
+    found = exports.strength_reasons(store, on, "advocates")
+    assert found["member_id"].tolist() == assigned["member_id"].tolist()
+    assert list(found.columns) == ["member_id", "reason_1", "reason_2", "reason_3"]
+    cells = found[["reason_1", "reason_2", "reason_3"]].to_numpy().ravel()
+    words = " ".join(w for w in cells if isinstance(w, str))
+    assert not re.search(r"detractor|fell|less|no purchase|unresolved|escalated", words)
