@@ -108,8 +108,8 @@ format: install-dev ## Apply ruff's fixes and formatting
 	$(VENV)/bin/ruff format .
 
 .PHONY: bench
-bench: install ## Benchmark the pipeline at 100k and 1M members; figures in bench/results/ (slow)
-	$(PY) -m bench $(if $(SIZES),--sizes $(SIZES)) $(if $(DBT_TASKS),--dbt-tasks $(DBT_TASKS))
+bench: install $(if $(SPARK),$(VENV)/.spark) ## Benchmark the pipeline at 100k and 1M members (SPARK=1: the dbt build on Spark too); figures in bench/results/ (slow)
+	$(PY) -m bench $(if $(SIZES),--sizes $(SIZES)) $(if $(DBT_TASKS),--dbt-tasks $(DBT_TASKS)) $(if $(SPARK),--spark)
 
 .PHONY: eval
 eval: install ## The pipeline on each sample shape (and LOYALTY_URL): churn champion vs baselines, sentiment vs VADER (slow)

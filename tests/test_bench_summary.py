@@ -51,6 +51,17 @@ def test_a_failed_stage_makes_the_run_not_ok():
     assert result["totals"]["all_ok"] is False
 
 
+def test_the_engines_ratio_is_spark_over_duckdb_and_only_when_both_built():
+    duckdb = Stage("engine:duckdb dbt build", 13.0, 12.0, 380.0, counted=False)
+    spark = Stage("engine:spark dbt build", 136.5, 10.0, 220.0, counted=False)
+    result = summarise(10, [_stage("full:build_warehouse", 5.0)], [duckdb, spark])
+    assert result["ratios_to_ceiling"]["spark_vs_duckdb_dbt_build"] == 10.5
+    assert result["totals"]["full_wall_seconds"] == 5.0  # references, not counted
+    spark.ok = False
+    result = summarise(10, [_stage("full:build_warehouse", 5.0)], [duckdb, spark])
+    assert "spark_vs_duckdb_dbt_build" not in result["ratios_to_ceiling"]
+
+
 def test_the_ceiling_runs_the_feature_table_batch_by_batch(tmp_path):
     """dbt writes member_features_pit's first batch of cutoffs in the model and the rest in a
     post-hook that compiling leaves out; the ceiling runs the same SQL for every batch."""
