@@ -39,7 +39,9 @@ def spark_env(settings: Settings, env: Mapping[str, str] | None = None) -> dict[
         "CX_SPARK_SHUFFLE_PARTITIONS": env.get("CX_SPARK_SHUFFLE_PARTITIONS")
         or DEFAULT_SHUFFLE_PARTITIONS,
         "CX_SPARK_WAREHOUSE_DIR": str(root / "tables"),
-        "CX_SPARK_METASTORE_URL": (f"jdbc:derby:;databaseName={root / 'metastore'};create=true"),
+        "CX_SPARK_METASTORE_URL": f"jdbc:derby:;databaseName={root / 'metastore'};create=true",
+        # Derby writes its log in the working folder unless told where.
+        "CX_SPARK_DRIVER_JAVA_OPTIONS": f"-Dderby.stream.error.file={root / 'derby.log'}",
     }
 
 
@@ -52,6 +54,7 @@ def session_conf(settings: Settings) -> dict[str, str]:
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.warehouse.dir": env["CX_SPARK_WAREHOUSE_DIR"],
         "spark.hadoop.javax.jdo.option.ConnectionURL": env["CX_SPARK_METASTORE_URL"],
+        "spark.driver.extraJavaOptions": env["CX_SPARK_DRIVER_JAVA_OPTIONS"],
         "spark.ui.enabled": "false",
         # `create table` without `using` makes a Parquet table, not a Hive text one.
         "spark.sql.legacy.createHiveTableByDefault": "false",
