@@ -193,12 +193,16 @@ class AirflowClient:
     def wait_for_question(
         self, dag_id: str, run_id: str, task_id: str, timeout: float = 900, poll: float = 5
     ) -> HITLDetail:
-        """Wait until ``task_id`` waits for a person; raises if the run fails first."""
+        """Wait until ``task_id`` waits for a person; raises if the run fails first.
+
+        The task writes its question a moment before it parks in ``awaiting_input``; an answer
+        in between finds no waiting task to resume, so both are waited for."""
         deadline = time.monotonic() + timeout
         while True:
             try:
                 detail = self.hitl_detail(dag_id, run_id, task_id)
-                if not detail.response_received:
+                state = detail.task_instance.state
+                if not detail.response_received and state == "awaiting_input":
                     return detail
             except NotFoundException:
                 pass

@@ -91,6 +91,9 @@ def approval_request(summary: dict, tracking_uri: str) -> dict | None:
     """The subject and Markdown body a person decides on: per waiting model its version, why
     the gate put it forward, its headline metrics, the MLflow run and its model card; None when
     nothing waits."""
+    import tempfile
+    from pathlib import Path
+
     import mlflow
 
     waiting = [kind for kind in MODEL_NAMES if summary[kind].get("pending")]
@@ -111,9 +114,11 @@ def approval_request(summary: dict, tracking_uri: str) -> dict | None:
         )
         url = run_url(tracking_uri, part["run_id"])
         try:
-            card = mlflow.artifacts.load_text(
-                f"runs:/{part['run_id']}/model_card.md", tracking_uri=tracking_uri
-            )
+            with tempfile.TemporaryDirectory() as tmp:
+                path = mlflow.MlflowClient(tracking_uri=tracking_uri).download_artifacts(
+                    part["run_id"], "model_card.md", tmp
+                )
+                card = Path(path).read_text()
         except Exception as error:  # the request still goes out, saying what is missing
             card = f"(the model card could not be read: {error})"
         parts += [

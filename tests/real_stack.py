@@ -43,7 +43,15 @@ SAMPLE = {
 # sample has no such file.
 SEEDS = (7, 8, 9, 10, 11, 12)
 # One `dbt build` task instead of one task per model: the same dbt, in a fraction of the time.
-CHAIN_ENV = {"CX_DBT_TASKS": os.environ.get("CX_E2E_DBT_TASKS", "single")}
+# A new champion needs a person's approval (answered through the REST API below), and the day's
+# exports and cases are due the moment run_programs is queued: a deadline that has already
+# passed, so its alert must fire while the run works.
+CHAIN_ENV = {
+    "CX_DBT_TASKS": os.environ.get("CX_E2E_DBT_TASKS", "single"),
+    "CX_MODEL_APPROVAL": "required",
+    "CX_DELIVERY_DEADLINE_MINUTES": "0",
+}
+APPROVAL_TASK = "approve_champion"
 
 # The chain after ingestion, in order: each DAG is started by an Asset the one before emits.
 # Training is triggered through the REST API once the warehouse exists (scoring needs a
@@ -62,6 +70,11 @@ class ChainRun:
     triggered: dict[str, DAGRunResponse] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     error: BaseException | None = None
+    # Training's approval: the question as the API showed it, the champions before the answer
+    # (None: none yet), and the answer the API returned.
+    question: object | None = None
+    champions_before: dict[str, str | None] = field(default_factory=dict)
+    answer: object | None = None
 
 
 @dataclass
@@ -227,13 +240,34 @@ def run_chain(real: RealStack) -> ChainRun:
     ingest = [INGESTION_DAGS[s] for s in real.settings.enabled_sources]
     with real.client() as client:
         try:
-            _run_chain(client, chain, dag_ids, ingest)
+            _run_chain(client, chain, dag_ids, ingest, real.config.mlflow_url or "")
         except BaseException as error:  # recorded for the tests to report, with the logs
             chain.error = error
     return chain
 
 
-def _run_chain(client: AirflowClient, chain: ChainRun, dag_ids: set[str], ingest: list[str]):
+def champions(tracking_uri: str) -> dict[str, str | None]:
+    """The version behind each model's ``champion`` alias, or None."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    found: dict[str, str | None] = {}
+    for name in ("cx_churn", "cx_segment"):
+        try:
+            found[name] = str(client.get_model_version_by_alias(name, "champion").version)
+        except MlflowException:
+            found[name] = None
+    return found
+
+
+def _run_chain(
+    client: AirflowClient,
+    chain: ChainRun,
+    dag_ids: set[str],
+    ingest: list[str],
+    tracking_uri: str,
+):
     started = time.monotonic()
     since = datetime.now(UTC)
     # Trigger while paused, then unpause: the runs take the due slots, so the scheduler adds
@@ -259,6 +293,10 @@ def _run_chain(client: AirflowClient, chain: ChainRun, dag_ids: set[str], ingest
         if dag_id in dag_ids:
             client.set_paused(dag_id, False)
     run_id = chain.triggered[TRAINING].dag_run_id
+    # The new champion waits for a person: read the question, then approve it through the API.
+    chain.question = client.wait_for_question(TRAINING, run_id, APPROVAL_TASK, STAGE_TIMEOUT)
+    chain.champions_before = champions(tracking_uri)
+    chain.answer = client.respond(TRAINING, run_id, APPROVAL_TASK, ["Approve"])
     chain.runs[TRAINING] = client.wait_for_run(TRAINING, run_id, timeout=STAGE_TIMEOUT)
     chain.seconds[TRAINING] = time.monotonic() - started - sum(chain.seconds.values())
     for dag_id in (d for d in AFTER_TRAINING if d in dag_ids):

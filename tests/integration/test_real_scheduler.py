@@ -18,7 +18,14 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from real_stack import AFTER_TRAINING, BEFORE_TRAINING, TRAINING, chain, real_stack  # noqa: F401
+from real_stack import (  # noqa: F401
+    AFTER_TRAINING,
+    BEFORE_TRAINING,
+    TRAINING,
+    chain,
+    champions,
+    real_stack,
+)
 
 from pipeline import stack
 
@@ -147,7 +154,15 @@ def test_scores_come_from_the_champions_served_over_http(real_stack, chain):  # 
     assert tracking and tracking.startswith("http://127.0.0.1:")
     client = mlflow.MlflowClient(tracking_uri=tracking, registry_uri=tracking)
     churn = client.get_model_version_by_alias(CHURN_MODEL, "champion")
-    segment = client.get_model_version_by_alias(SEGMENT_MODEL, "champion")
+    segment = champions(tracking)[SEGMENT_MODEL]
+    if segment is None:
+        # 800 members leave about 40 held-out respondents: without the survey-derived moment
+        # counts the segment model may not beat a stratified guess there, and then it is not
+        # promoted, says why, and scoring writes churn alone.
+        latest = max(
+            client.search_model_versions(f"name = '{SEGMENT_MODEL}'"), key=lambda v: int(v.version)
+        )
+        assert "does not beat the baseline" in latest.tags["promotion_reason"]
     # Artifacts are served by the tracking server (proxied), so scoring fetched them over HTTP.
     run = client.get_run(churn.run_id)
     assert run.info.artifact_uri.startswith("mlflow-artifacts:"), run.info.artifact_uri
@@ -162,8 +177,68 @@ def test_scores_come_from_the_champions_served_over_http(real_stack, chain):  # 
         open_members = con.execute(
             "select count(*) from customer_360 where not is_closed"
         ).fetchone()[0]
-    assert versions == [(f"{CHURN_MODEL}/{churn.version}+{SEGMENT_MODEL}/{segment.version}",)]
+    segment_part = f"+{SEGMENT_MODEL}/{segment}" if segment else ""
+    assert versions == [(f"{CHURN_MODEL}/{churn.version}{segment_part}",)]
     assert scored == members == open_members > 0
+
+
+def test_a_new_champion_waited_for_approval_and_the_api_promoted_it(real_stack, chain):  # noqa: F811
+    """Training left its version waiting in approve_champion (Airflow's human-in-the-loop
+    task) with the metrics, MLflow run and model card; the Approve sent through the REST API
+    moved the champion alias to it."""
+    _require(chain, TRAINING)
+    import mlflow
+
+    question = chain.question
+    assert question is not None and question.options == ["Approve", "Reject"]
+    assert question.defaults == ["Reject"]  # the timeout keeps the champion
+    assert "cx_churn version" in question.subject
+    tracking = real_stack.config.mlflow_url
+    assert f"MLflow run: {tracking}/#/experiments/" in question.body
+    assert "# Model card: cx_churn" in question.body  # the card itself, not only a link
+    # Nothing was champion while it waited: approval, not the gate, promoted it.
+    assert chain.champions_before == {"cx_churn": None, "cx_segment": None}
+    assert chain.answer.chosen_options == ["Approve"]
+    assert chain.answer.responded_by.name == real_stack.config.user
+
+    client = mlflow.MlflowClient(tracking_uri=tracking, registry_uri=tracking)
+    waited = ["cx_churn"] + (["cx_segment"] if "cx_segment version" in question.subject else [])
+    for name in waited:
+        version = client.get_model_version_by_alias(name, "champion")
+        assert version.tags["approval"] == "approved", name
+        assert version.tags["approved_by"] == real_stack.config.user
+        assert version.tags["promotion_reason"].startswith(f"approved by {real_stack.config.user}")
+    with real_stack.client() as api:
+        states = {
+            ti.task_id: ti.state
+            for ti in api.task_instances(TRAINING, chain.runs[TRAINING].dag_run_id)
+        }
+    assert states == dict.fromkeys(("train", "ask", "approve_champion", "publish"), "success")
+
+
+def test_the_delivery_deadline_that_had_passed_fired_its_alert(real_stack, chain):  # noqa: F811
+    """CX_DELIVERY_DEADLINE_MINUTES=0 in this stack: run_programs' deadline passes as it is
+    queued, so the scheduler must mark it missed and the triggerer run the callback, which
+    writes the alert under the data folder."""
+    _require(chain, "run_programs")
+    import time
+
+    run_id = chain.runs["run_programs"].dag_run_id
+    alerts = real_stack.settings.data_dir / "alerts"
+    found = []
+    deadline = time.monotonic() + 180  # the triggerer runs the callback on its own loop
+    while not found and time.monotonic() < deadline:
+        found = [
+            json.loads(path.read_text())
+            for path in alerts.glob("deadline-run_programs-*.json")
+            if json.loads(path.read_text())["dag_run_id"] == run_id
+        ]
+        time.sleep(0 if found else 5)
+    assert found, f"no deadline alert for run_programs {run_id} in {alerts}"
+    alert = found[0]
+    assert alert["kind"] == "deadline_missed" and alert["dag_id"] == "run_programs"
+    assert "exports and cases were not delivered by" in alert["message"]
+    assert alert["queued_at"] and alert["deadline"] != "None"
 
 
 def test_programs_export_from_the_new_scores(real_stack, chain):  # noqa: F811
@@ -179,6 +254,9 @@ def test_programs_export_from_the_new_scores(real_stack, chain):  # noqa: F811
     assert manifest["model_versions"]["churn_model"] == f"cx_churn/{champion.version}"
     assert manifest["programs"]
     for program in manifest["programs"]:
+        if program.get("skipped_reason"):  # needs a segment model this small sample lacks
+            assert "segment" in program["skipped_reason"], program
+            continue
         assert any(exports.glob(f"{program['name']}*")), program["name"]
 
 

@@ -58,6 +58,7 @@ def _register(client, candidate, champion, approval_required):
 
     with mlflow.start_run() as run:
         info = mlflow.sklearn.log_model(DummyClassifier().fit([[0], [1]], [0, 1]), name="model")
+        mlflow.log_text(f"# Model card: cx_test\n\nroc_auc {candidate}\n", "model_card.md")
         return register_and_promote(
             client,
             "cx_test",
@@ -94,6 +95,18 @@ def test_a_new_champion_waits_for_approval_and_an_answer_settles_it(tmp_path, mo
     from pipeline import model_tasks
 
     monkeypatch.setitem(model_tasks.MODEL_NAMES, "churn", "cx_test")
+    # What the person sees: the gate's reason, the run and the model card itself.
+    run_id = client.get_model_version("cx_test", second).run_id
+    waiting = {**summary(second), "churn": {**summary(second)["churn"], "run_id": run_id}}
+    waiting["churn"]["roc_auc"] = 0.9
+    request = model_tasks.approval_request(waiting, client.tracking_uri)
+    assert request["subject"] == f"Approve the new champion: cx_test version {second}"
+    assert "# Model card: cx_test\n\nroc_auc 0.9" in request["body"]
+    assert f"run {run_id} in sqlite:///" in request["body"]
+    assert "| roc_auc | 0.9 |" in request["body"]
+    assert (
+        model_tasks.approval_request(summary(second) | {"churn": {"pending": False}}, "x") is None
+    )
     settled = settle_approval(
         summary(second), {"chosen_options": ["Reject"], "responded_by_user": {"id": "ana"}}
     )
