@@ -111,20 +111,17 @@ def _log_model(model, rows: pd.DataFrame) -> str:
 
 
 def warehouse_signature(rows: pd.DataFrame, columns: list[str], output: np.ndarray):
-    """The model's signature in the warehouse's own types: an integer column (BIGINT, nullable
-    or not) is ``long``, a boolean ``boolean``, anything else ``double``. DuckDB returns a
-    nullable BIGINT as pandas' Int64 and DECIMAL as float64, so rows read from customer_360
-    match it whether or not a column has nulls that day."""
+    """The model's signature in the warehouse's own types: a DECIMAL or DOUBLE column is
+    ``double``; an integer or boolean column (BIGINT, BOOLEAN) is ``any``. The warehouse returns
+    a nullable BIGINT as pandas' Int64 when it holds a null that day (a member who never answered
+    a survey has no ``latest_nps_score``), which MLflow 3.17 can convert neither to ``long``
+    ("cannot convert NA to integer") nor to ``double``; the model's first step turns every
+    column into float64 itself, so rows read from customer_360 score as they are."""
     from mlflow.models import ModelSignature
-    from mlflow.types.schema import ColSpec, Schema, TensorSpec
+    from mlflow.types.schema import AnyType, ColSpec, Schema, TensorSpec
 
-    def kind(column: str) -> str:
-        dtype_kind = rows[column].dtype.kind
-        if dtype_kind in "iu":
-            return "long"
-        if dtype_kind == "b":
-            return "boolean"
-        return "double"
+    def kind(column: str):
+        return AnyType() if rows[column].dtype.kind in "iub" else "double"
 
     inputs = Schema([ColSpec(kind(column), column) for column in columns])
     outputs = Schema([TensorSpec(np.dtype("float64"), (-1, output.shape[1]))])
