@@ -164,33 +164,9 @@ def lexicon_score(text: str, vader: float) -> RuleScore:
     return RuleScore(max(-1.0, min(1.0, base - complaint)), vader, complaint, sarcasm)
 
 
-class LexiconScorer:
-    """The fallback: VADER plus the CX complaint lexicon. ``score(texts)`` gives labels and
-    scores in -1..1; each distinct text is scored once."""
-
-    name = "vader+lexicon"
-    version = "lexicon"
-
-    def __init__(self, analyzer=None):
-        if analyzer is None:
-            from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
-
-            analyzer = SentimentIntensityAnalyzer()
-        self.analyzer = analyzer
-
-    def score(self, texts: Sequence[str]) -> tuple[list[str], list[float]]:
-        cache: dict[str, float] = {}
-        scores = []
-        for text in texts:
-            if text not in cache:
-                vader = float(self.analyzer.polarity_scores(text)["compound"])
-                cache[text] = lexicon_score(text, vader).score
-            scores.append(cache[text])
-        return [label_of(score) for score in scores], scores
-
-
 class VaderScorer:
-    """The baseline: VADER's compound with its conventional thresholds, nothing else."""
+    """The baseline: VADER's compound with its conventional thresholds, nothing else.
+    ``score(texts)`` gives labels and scores in -1..1; each distinct text is scored once."""
 
     name = "vader"
     version = "vader"
@@ -202,10 +178,23 @@ class VaderScorer:
             analyzer = SentimentIntensityAnalyzer()
         self.analyzer = analyzer
 
+    def score_one(self, text: str) -> float:
+        return float(self.analyzer.polarity_scores(text)["compound"])
+
     def score(self, texts: Sequence[str]) -> tuple[list[str], list[float]]:
         cache: dict[str, float] = {}
         for text in texts:
             if text not in cache:
-                cache[text] = float(self.analyzer.polarity_scores(text)["compound"])
+                cache[text] = self.score_one(text)
         scores = [cache[text] for text in texts]
         return [label_of(score) for score in scores], scores
+
+
+class LexiconScorer(VaderScorer):
+    """The fallback: VADER plus the CX complaint lexicon (``lexicon_score``)."""
+
+    name = "vader+lexicon"
+    version = "lexicon"
+
+    def score_one(self, text: str) -> float:
+        return lexicon_score(text, super().score_one(text)).score
