@@ -92,8 +92,11 @@ def dbt_task_group(settings: Settings, group_id: str = "dbt"):
     operator_args = {"env": dbt_env(settings), "append_env": True, "install_deps": False}
     if pool := writer_pool(settings):
         operator_args["pool"] = pool
-    if variables := dbt_vars(settings):
-        operator_args["vars"] = variables
+    # Each model's task runs dbt itself: it passes the registry's readers for the grants macro
+    # (on-run-end), as warehouse/dbt_runner.py does for a single build.
+    from warehouse import tables
+
+    operator_args["vars"] = {**tables.grant_vars(), **(dbt_vars(settings) or {})}
     return DbtTaskGroup(
         group_id=group_id,
         project_config=ProjectConfig(

@@ -36,6 +36,14 @@ def test_per_model_tasks_build_and_publish_the_warehouse(
     dag = load_dag("build_warehouse")
     model_tasks = [t for t in dag.task_ids if t.endswith("_model_build")]
     assert len(model_tasks) >= 15
+    # Each task runs dbt on its own, grants included (on PostgreSQL the on-run-end macro fails
+    # without the registry's readers): every one carries them.
+    from warehouse import tables
+
+    readers = tables.grant_vars()
+    for task_id in model_tasks:
+        assert dag.get_task(task_id).vars["analyst_tables"] == readers["analyst_tables"]
+        assert dag.get_task(task_id).vars["marketer_tables"] == readers["marketer_tables"]
 
     run_dag("build_warehouse", datetime(2026, 7, 1, tzinfo=UTC))
 
