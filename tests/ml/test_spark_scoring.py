@@ -35,6 +35,8 @@ def test_the_spark_udf_gives_sklearns_probabilities(tmp_path):
     model = make_pipeline(StandardScaler(), LogisticRegression()).fit(rows[columns], label)
     previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    # An experiment of this store's own: another test may have left its experiment active.
+    mlflow.set_experiment("spark-udf")
     try:
         with mlflow.start_run():
             uri = mlflow.sklearn.log_model(
