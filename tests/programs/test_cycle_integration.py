@@ -13,6 +13,10 @@ from dataclasses import replace
 
 import pandas as pd
 import pytest
+
+# At collection, as test_no_segment_model.py does: by the time a test runs in the whole suite,
+# `conftest` may name another folder's (tests/warehouse's).
+from conftest import patch_warehouse
 from program_warehouse import FIRST_CYCLE, SECOND_CYCLE
 
 from programs.exports import BUILDS
@@ -198,8 +202,6 @@ def test_report_is_written_and_tells_open_windows_honestly(two_cycles):
 def test_the_cli_opens_the_configured_warehouse_and_finds_the_latest_cycle(
     two_cycles, monkeypatch, capsys
 ):
-    from conftest import patch_warehouse
-
     from programs import cli
 
     patch_warehouse(monkeypatch, two_cycles.settings.data_dir.parent, two_cycles.env)
